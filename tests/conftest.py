@@ -1,0 +1,49 @@
+"""Shared test fixtures: paths to ../shared/images, a seeded RNG, a tiny float64-ready network."""
+import os
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared", "images")
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path):
+    """Tests never touch the network or the user's cache."""
+    monkeypatch.setenv("VGGNUMPY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("VGGNUMPY_OFFLINE", "1")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def shared_image(kind, name):
+    path = os.path.join(SHARED, kind, name)
+    if not os.path.exists(path):
+        pytest.skip(f"{path} not present (../shared/images is beside the project root)")
+    return path
+
+
+def fd_grad(f, x, idx, h=1e-6):
+    """Central finite differences of scalar f at the flat indices idx of float64 array x."""
+    out = []
+    flat = x.reshape(-1)
+    for i in idx:
+        old = flat[i]
+        flat[i] = old + h
+        fp = f(x)
+        flat[i] = old - h
+        fm = f(x)
+        flat[i] = old
+        out.append((fp - fm) / (2 * h))
+    return np.array(out)
+
+
+def rel_error(num, ana):
+    """Largest elementwise relative error |num - ana| / max(|num| + |ana|, floor)."""
+    num, ana = np.asarray(num, dtype=np.float64), np.asarray(ana, dtype=np.float64)
+    floor = 1e-7 * max(np.abs(num).max(), np.abs(ana).max(), 1e-30)
+    return float(np.max(np.abs(num - ana) / np.maximum(np.abs(num) + np.abs(ana), floor)))

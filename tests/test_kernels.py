@@ -1,0 +1,130 @@
+"""Each kernel against its loop reference, and float64 finite-difference checks of every backward pass."""
+import numpy as np
+import pytest
+
+from conftest import fd_grad, rel_error
+from vggnumpy.kernels import conv, pool, relu
+
+# (C, O, K, stride, pad, H, W): VGG's 3x3/1/1, NIN's 11x11/4, 5x5/1/2 and 1x1, and odd cases.
+CONV_CASES = [(3, 4, 3, 1, 1, 7, 9), (3, 5, 11, 4, 0, 27, 23), (4, 3, 5, 1, 2, 8, 6), (4, 6, 1, 1, 0, 5, 5),
+              (2, 3, 3, 2, 1, 9, 8), (2, 2, 3, 1, 0, 6, 7), (3, 2, 3, 1, 3, 4, 5), (5, 4, 2, 2, 0, 6, 6)]
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_matches_reference(case, rng):
+    c, o, k, s, p, h, w = case
+    x = rng.standard_normal((2, c, h, w))
+    wt, b = rng.standard_normal((o, c, k, k)), rng.standard_normal(o)
+    y, cache = conv.forward(x, wt, b, s, p)
+    yr, cache_r = conv.forward_ref(x, wt, b, s, p)
+    assert y.shape == yr.shape
+    np.testing.assert_allclose(y, yr, rtol=1e-12, atol=1e-12)
+    d = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(conv.backward(d, cache), conv.backward_ref(d, cache_r), rtol=1e-12, atol=1e-12)
+
+
+def test_conv_float32_matches_reference(rng):
+    """float32 inside: fast and loop versions agree to float32 rounding (rtol 1e-5)."""
+    x = rng.standard_normal((1, 16, 12, 10)).astype(np.float32)
+    wt = rng.standard_normal((8, 16, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    y, cache = conv.forward(x, wt, b, 1, 1)
+    assert y.dtype == np.float32
+    yr, _ = conv.forward_ref(x.astype(np.float64), wt.astype(np.float64), b.astype(np.float64), 1, 1)
+    np.testing.assert_allclose(y, yr, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_chunks_do_not_change_result(rng, monkeypatch):
+    """Tiny chunks force many column blocks; the answer must not move."""
+    x = rng.standard_normal((1, 3, 20, 17))
+    wt, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    full, _ = conv.forward(x, wt, b, 1, 1)
+    full2, _ = conv.forward(x, wt, b, 2, 1)
+    monkeypatch.setattr(conv, "CHUNK_ELEMS", 64)
+    np.testing.assert_allclose(conv.forward(x, wt, b, 1, 1)[0], full, rtol=1e-12)
+    np.testing.assert_allclose(conv.forward(x, wt, b, 2, 1)[0], full2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("case", CONV_CASES[:5])
+def test_conv_finite_differences(case, rng):
+    c, o, k, s, p, h, w = case
+    x = rng.standard_normal((1, c, h, w))
+    wt, b = rng.standard_normal((o, c, k, k)), rng.standard_normal(o)
+    y, cache = conv.forward(x, wt, b, s, p)
+    r = rng.standard_normal(y.shape)
+    dx = conv.backward(r, cache)
+    idx = rng.choice(x.size, size=min(40, x.size), replace=False)
+    num = fd_grad(lambda z: float(np.sum(conv.forward(z, wt, b, s, p)[0] * r)), x, idx)
+    assert rel_error(num, dx.reshape(-1)[idx]) < 1e-6
+
+
+def test_relu_reference_and_finite_differences(rng):
+    x = rng.standard_normal((2, 3, 5, 4))
+    x[np.abs(x) < 1e-3] = 0.5                       # keep finite differences away from the kink
+    y, cache = relu.forward(x)
+    yr, cache_r = relu.forward_ref(x)
+    np.testing.assert_array_equal(y, yr)
+    d = rng.standard_normal(y.shape)
+    np.testing.assert_array_equal(relu.backward(d, cache), relu.backward_ref(d, cache_r))
+    idx = rng.choice(x.size, 30, replace=False)
+    num = fd_grad(lambda z: float(np.sum(relu.forward(z)[0] * d)), x, idx)
+    assert rel_error(num, relu.backward(d, cache).reshape(-1)[idx]) < 1e-6
+
+
+def test_relu_inplace_overwrites_and_matches(rng):
+    x = rng.standard_normal((1, 2, 3, 3))
+    expect = np.maximum(x, 0)
+    y, _ = relu.forward(x, inplace=True)
+    assert y is x
+    np.testing.assert_array_equal(x, expect)
+
+
+# (k, stride, pad, ceil, H, W): VGG's 2x2/2, NIN's 3x3/2 ceil, padding, odd sizes.
+POOL_CASES = [(2, 2, 0, False, 8, 8), (2, 2, 0, False, 9, 7), (3, 2, 0, True, 13, 13), (3, 2, 0, True, 14, 11),
+              (2, 2, 0, True, 7, 9), (3, 2, 1, False, 9, 9), (3, 2, 1, True, 10, 9), (3, 1, 1, False, 5, 6),
+              (3, 3, 0, True, 10, 8)]
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_pool_matches_reference(case, mode, rng):
+    k, s, p, ceil, h, w = case
+    x = rng.standard_normal((2, 3, h, w))
+    y, cache = pool.forward(x, k, s, p, ceil, mode)
+    yr, cache_r = pool.forward_ref(x, k, s, p, ceil, mode)
+    assert y.shape == yr.shape
+    np.testing.assert_allclose(y, yr, rtol=1e-12, atol=1e-12)
+    d = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(pool.backward(d, cache), pool.backward_ref(d, cache_r), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+@pytest.mark.parametrize("case", POOL_CASES[:6])
+def test_pool_finite_differences(case, mode, rng):
+    k, s, p, ceil, h, w = case
+    x = rng.standard_normal((1, 2, h, w))          # continuous values: no ties, so max is differentiable here
+    y, cache = pool.forward(x, k, s, p, ceil, mode)
+    d = rng.standard_normal(y.shape)
+    idx = rng.choice(x.size, min(40, x.size), replace=False)
+    num = fd_grad(lambda z: float(np.sum(pool.forward(z, k, s, p, ceil, mode)[0] * d)), x, idx)
+    assert rel_error(num, pool.backward(d, cache).reshape(-1)[idx]) < 1e-6
+
+
+@pytest.mark.parametrize("case", [(2, 2, 0, False, 8, 8), (3, 2, 0, True, 9, 9)])
+def test_maxpool_ties_send_gradient_to_one_element(case, rng):
+    """After ReLU whole windows are 0; each window's gradient must land on exactly one (the first) element."""
+    k, s, p, ceil, h, w = case
+    x = np.zeros((1, 1, h, w))
+    y, cache = pool.forward(x, k, s, p, ceil, "max")
+    d = np.ones_like(y)
+    dx = pool.backward(d, cache)
+    assert dx.sum() == pytest.approx(y.size)                 # nothing lost, nothing doubled
+    if k == s:                                               # non-overlapping: one element per window
+        assert np.count_nonzero(dx) == y.size
+        assert np.all(dx[0, 0, ::s, ::s] == 1)               # the first element of each window
+    np.testing.assert_array_equal(dx, pool.backward_ref(d, pool.forward_ref(x, k, s, p, ceil, "max")[1]))
+
+
+def test_pool_too_small_raises():
+    with pytest.raises(ValueError):
+        pool.forward(np.zeros((1, 1, 1, 1)), 2, 2, 0, False, "max")

@@ -1,0 +1,51 @@
+"""VGG-19 features and input gradient against PyTorch on the same random weights (skipped without torch)."""
+import numpy as np
+import pytest
+
+from vggnumpy import arch
+from vggnumpy.network import Network
+from vggnumpy.weights import random_weights
+
+torch = pytest.importorskip("torch")
+
+
+def torch_vgg(weights, pooling, upto):
+    """The same layer table built from torch.nn modules, sharing our weights."""
+    mods = []
+    for name, kind, p in arch.get_table(weights.arch):
+        if kind == "conv":
+            m = torch.nn.Conv2d(p["cin"], p["cout"], p["k"], p["stride"], p["pad"])
+            w, b = weights.params[name]
+            m.weight.data = torch.from_numpy(w.copy())
+            m.bias.data = torch.from_numpy(b.copy())
+        elif kind == "relu":
+            m = torch.nn.ReLU()
+        else:
+            cls = torch.nn.MaxPool2d if pooling == "max" else torch.nn.AvgPool2d
+            m = cls(p["k"], p["stride"], ceil_mode=p["ceil"])
+        mods.append(m)
+        if name == upto:
+            break
+    return torch.nn.Sequential(*mods)
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_relu5_1_features_and_input_gradient_match_pytorch(pooling, rng):
+    """float32 both sides; relative error (max abs difference / max abs value) under 1e-4."""
+    torch.set_num_threads(2)
+    w = random_weights("vgg19", seed=7)
+    net = Network(w, pooling)
+    x = rng.standard_normal((1, 3, 64, 80)).astype(np.float32)
+    feats, cache = net.forward(x, ["relu5_1"])
+    r = rng.standard_normal(feats["relu5_1"].shape).astype(np.float32)
+    dx = net.backward({"relu5_1": r}, cache)
+
+    tx = torch.from_numpy(x.copy()).requires_grad_(True)
+    ty = torch_vgg(w, pooling, "relu5_1")(tx)
+    (ty * torch.from_numpy(r)).sum().backward()
+    ty = ty.detach().numpy()
+    tdx = tx.grad.numpy()
+    rel = lambda a, b: float(np.abs(a - b).max() / np.abs(b).max())
+    assert feats["relu5_1"].shape == ty.shape
+    assert rel(feats["relu5_1"], ty) < 1e-4
+    assert rel(dx, tdx) < 1e-4

@@ -1,0 +1,87 @@
+"""Network layer tables as data: VGG-19 and VGG-16, named as in the paper (conv1_1, relu1_1, pool1, ...)."""
+
+# One row per layer: (name, type, params). Convs carry (in_ch, out_ch, kernel, stride, pad);
+# pools carry (kernel, stride, ceil_mode). ReLUs carry nothing.
+
+def _vgg(blocks):
+    """Build a VGG table from a list of (n_convs, channels) blocks."""
+    layers, in_ch = [], 3
+    for b, (n, ch) in enumerate(blocks, start=1):
+        for i in range(1, n + 1):
+            layers.append((f"conv{b}_{i}", "conv", dict(cin=in_ch, cout=ch, k=3, stride=1, pad=1)))
+            layers.append((f"relu{b}_{i}", "relu", {}))
+            in_ch = ch
+        layers.append((f"pool{b}", "pool", dict(k=2, stride=2, ceil=False)))
+    return layers
+
+
+VGG19 = _vgg([(2, 64), (2, 128), (4, 256), (4, 512), (4, 512)])
+VGG16 = _vgg([(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)])
+
+ARCHS = {"vgg19": VGG19, "vgg16": VGG16}
+
+# Defaults that every peer uses for VGG (jcjohnson, anishathalye, the paper).
+DEFAULT_LAYERS = {
+    "vgg19": dict(content=["relu4_2"], style=["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]),
+    "vgg16": dict(content=["relu4_2"], style=["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]),
+}
+
+
+def register(name, table, content, style):
+    """Add a network table (used by the NIN definition) without touching this module's data."""
+    ARCHS[name] = table
+    DEFAULT_LAYERS[name] = dict(content=list(content), style=list(style))
+
+
+def get_table(arch):
+    try:
+        return ARCHS[arch]
+    except KeyError:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHS))}") from None
+
+
+def conv_layers(arch):
+    """Names and shapes (O, I, KH, KW) of the conv layers of an architecture, in order."""
+    return [(name, (p["cout"], p["cin"], p["k"], p["k"])) for name, kind, p in get_table(arch) if kind == "conv"]
+
+
+def layer_names(arch):
+    return [name for name, _, _ in get_table(arch)]
+
+
+def output_size(size, k, stride, pad, ceil):
+    """Spatial output size of a conv or pool window; ceil mode keeps a last, partial window."""
+    span = size + 2 * pad - k
+    if span < 0:
+        return 0
+    if ceil:
+        out = -(-span // stride) + 1
+        # A window that starts entirely in the right padding is dropped (as Caffe and PyTorch do).
+        if (out - 1) * stride >= size + pad:
+            out -= 1
+        return out
+    return span // stride + 1
+
+
+def feature_shapes(arch, height, width):
+    """Map each layer name to its (C, H, W) for an input of height x width."""
+    shapes, c, h, w = {}, 3, height, width
+    for name, kind, p in get_table(arch):
+        if kind == "conv":
+            c = p["cout"]
+            h = output_size(h, p["k"], p["stride"], p["pad"], False)
+            w = output_size(w, p["k"], p["stride"], p["pad"], False)
+        elif kind == "pool":
+            h = output_size(h, p["k"], p["stride"], p.get("pad", 0), p["ceil"])
+            w = output_size(w, p["k"], p["stride"], p.get("pad", 0), p["ceil"])
+        shapes[name] = (c, h, w)
+    return shapes
+
+
+def min_input_size(arch, layers):
+    """Smallest square input side for which every named layer has at least one pixel."""
+    for side in range(1, 4096):
+        shapes = feature_shapes(arch, side, side)
+        if all(shapes[n][1] >= 1 and shapes[n][2] >= 1 for n in layers):
+            return side
+    raise ValueError(f"no input size fits layers {layers}")

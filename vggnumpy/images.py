@@ -1,0 +1,160 @@
+"""Reading, resizing and writing images, and luminance-only colour transfer; pixels are float32 RGB in [0, 1]."""
+import os
+import tempfile
+
+import numpy as np
+
+WRITABLE = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+class ImageError(ValueError):
+    """An image that cannot be used; the message names the file, the problem and what to do."""
+
+
+def _to_rgb_array(im):
+    """Any Pillow mode -> (H, W, 3) float32 in [0, 1]. Transparent pixels are laid over white."""
+    from PIL import Image
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(im.convert("I"), dtype=np.float32)
+        top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+        a = np.clip(a / top, 0, 1)
+        return np.repeat(a[:, :, None], 3, axis=2)
+    if im.mode == "F":
+        a = np.asarray(im, dtype=np.float32)
+        a = np.clip(a / (a.max() if a.max() > 1 else 1.0), 0, 1)
+        return np.repeat(a[:, :, None], 3, axis=2)
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        im = im.convert("RGBA")
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, im)
+    return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def load_image(path, size=None, min_side=1, what="image"):
+    """Read an image file; EXIF rotation applied; longest side resized to `size` (Lanczos) when given.
+
+    Returns (H, W, 3) float32 RGB in [0, 1]. Raises ImageError naming the file on any problem.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+    if not os.path.exists(path):
+        raise ImageError(f"{path}: {what} file not found; check the path")
+    if os.path.isdir(path):
+        raise ImageError(f"{path}: {what} is a folder, not an image file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            arr = _to_rgb_array(im)
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: {what} is not an image Pillow can read; give a PNG, JPEG or other image file") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ImageError(f"{path}: {what} could not be read ({e}); the file may be truncated or damaged") from None
+    h, w = arr.shape[:2]
+    if min(h, w) < min_side:
+        raise ImageError(f"{path}: {what} is {w}x{h} pixels, too small for the network (each side needs at least "
+                         f"{min_side} pixels); use a larger image")
+    if size is not None:
+        arr = resize(arr, size)
+        if min(arr.shape[:2]) < min_side:
+            raise ImageError(f"{path}: {what} becomes {arr.shape[1]}x{arr.shape[0]} at size {size}, too small for the "
+                             f"network (each side needs at least {min_side} pixels); raise the size or crop the image")
+    return arr
+
+
+def resize(arr, size):
+    """(H, W, 3) -> longest side `size`, Lanczos, per channel in float so nothing is quantised."""
+    from PIL import Image
+    h, w = arr.shape[:2]
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    if (nh, nw) == (h, w):
+        return arr
+    return resize_to(arr, nh, nw)
+
+
+def resize_to(arr, nh, nw):
+    from PIL import Image
+    chans = [np.asarray(Image.fromarray(arr[:, :, c]).resize((nw, nh), Image.LANCZOS)) for c in range(arr.shape[2])]
+    return np.clip(np.stack(chans, axis=2), 0, 1).astype(np.float32)
+
+
+def check_output_path(path, inputs=()):
+    """Refuse, before any work, an output that could not be written or would overwrite an input."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in WRITABLE:
+        raise ImageError(f"{path}: cannot write '{ext or 'no extension'}' files; end the output name in .png, .jpg or .jpeg")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ImageError(f"{path}: the folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise ImageError(f"{path}: the folder {folder} is not writable")
+    if os.path.isdir(path):
+        raise ImageError(f"{path}: is a folder; give a file name such as {os.path.join(path, 'out.png')}")
+    for src in inputs:
+        if src and os.path.exists(src) and os.path.exists(path) and os.path.samefile(src, path):
+            raise ImageError(f"{path}: is also an input image and would be overwritten; choose another output name")
+
+
+def to_uint8(arr):
+    return (np.clip(arr, 0, 1) * 255.0 + 0.5).astype(np.uint8)
+
+
+def save_image(path, arr, metadata=None):
+    """Write (H, W, 3) in [0, 1] as PNG or JPEG (by extension) atomically: a temporary file, then rename."""
+    from PIL import Image, PngImagePlugin
+    ext = os.path.splitext(path)[1].lower()
+    fmt = WRITABLE.get(ext)
+    if fmt is None:
+        raise ImageError(f"{path}: cannot write '{ext}' files; use .png, .jpg or .jpeg")
+    im = Image.fromarray(to_uint8(arr), "RGB")
+    kwargs = {}
+    text = "; ".join(f"{k}={v}" for k, v in (metadata or {}).items())
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        for k, v in (metadata or {}).items():
+            info.add_text(f"vggnumpy:{k}", str(v))
+        kwargs["pnginfo"] = info
+    else:
+        kwargs.update(quality=95, comment=text.encode("utf-8")[:65000])
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(suffix=ext, prefix=".vggnumpy-", dir=folder)
+    os.close(fd)
+    try:
+        im.save(tmp, format=fmt, **kwargs)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_gif(path, frames, duration_ms=120):
+    """An animated GIF of (H, W, 3) frames, written atomically."""
+    from PIL import Image
+    ims = [Image.fromarray(to_uint8(f), "RGB") for f in frames]
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(suffix=".gif", prefix=".vggnumpy-", dir=folder)
+    os.close(fd)
+    try:
+        ims[0].save(tmp, format="GIF", save_all=True, append_images=ims[1:], duration=duration_ms, loop=0)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+# ITU-R BT.601 YIQ: Y carries luminance, I and Q the colour.
+_RGB2YIQ = np.array([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]],
+                    dtype=np.float32)
+_YIQ2RGB = np.linalg.inv(_RGB2YIQ).astype(np.float32)
+
+
+def original_colors(styled, content):
+    """Keep the content's colours: luminance (Y) of the styled image with the chrominance (IQ) of the content."""
+    if content.shape != styled.shape:
+        content = resize_to(content, styled.shape[0], styled.shape[1])
+    ys = styled @ _RGB2YIQ.T
+    yc = content @ _RGB2YIQ.T
+    out = np.concatenate([ys[:, :, :1], yc[:, :, 1:]], axis=2) @ _YIQ2RGB.T
+    return np.clip(out, 0, 1).astype(np.float32)

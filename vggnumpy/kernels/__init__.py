@@ -1,0 +1,1 @@
+"""Layer kernels as forward/backward pairs: convolution, ReLU and pooling, each beside its loop reference."""

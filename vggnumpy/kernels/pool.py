@@ -1,0 +1,128 @@
+"""Max and average pooling forward and backward, NCHW, any window, stride and padding, with ceil mode.
+
+Max-pool ties (common after ReLU, where many inputs are 0) send the whole gradient to one element: the first
+maximum in row-major window order, as PyTorch and Caffe do. Average pooling divides by the window's size clipped
+to the padded input (PyTorch's count_include_pad=True, Caffe's rule); with pad=0 that is the in-image count.
+"""
+import numpy as np
+
+from ..arch import output_size
+
+
+def _geometry(h, w, k, stride, pad, ceil):
+    ho, wo = output_size(h, k, stride, pad, ceil), output_size(w, k, stride, pad, ceil)
+    # The padded frame must hold every window, including ceil mode's last partial one.
+    hp = max(h + 2 * pad, (ho - 1) * stride + k)
+    wp = max(w + 2 * pad, (wo - 1) * stride + k)
+    return ho, wo, hp, wp
+
+
+def _divisor(h, w, k, stride, pad, ho, wo, dtype):
+    """(Ho, Wo) window sizes clipped to the padded input [-pad, size+pad)."""
+    def one(size, n):
+        start = np.arange(n) * stride - pad
+        return np.minimum(start + k, size + pad) - start
+    return np.outer(one(h, ho), one(w, wo)).astype(dtype)
+
+
+def _taps(k, stride, ho, wo):
+    """Slices of the padded frame that give tap (i, j) of every window."""
+    for i in range(k):
+        for j in range(k):
+            yield i * k + j, (slice(i, i + stride * (ho - 1) + 1, stride), slice(j, j + stride * (wo - 1) + 1, stride))
+
+
+def forward(x, k=2, stride=2, pad=0, ceil=False, mode="max"):
+    """x (N, C, H, W) -> out (N, C, Ho, Wo)."""
+    n, c, h, w = x.shape
+    ho, wo, hp, wp = _geometry(h, w, k, stride, pad, ceil)
+    if ho < 1 or wo < 1:
+        raise ValueError(f"pool: input {h}x{w} is smaller than the {k}x{k} window")
+    fill = -np.inf if mode == "max" else 0
+    if pad == 0 and hp == h and wp == w:
+        xp = x
+    else:
+        xp = np.full((n, c, hp, wp), fill, dtype=x.dtype)
+        xp[:, :, pad:pad + h, pad:pad + w] = x
+    if mode == "max":
+        # Why it is fast: one vectorised compare per tap (k*k of them) instead of a loop per window;
+        # the winning tap is kept as one byte per output, all that backward needs.
+        out, arg = None, np.zeros((n, c, ho, wo), dtype=np.uint8)
+        for t, (si, sj) in _taps(k, stride, ho, wo):
+            v = xp[:, :, si, sj]
+            if out is None:
+                out = v.copy()
+                continue
+            better = v > out                      # strict: ties keep the first maximum
+            arg[better] = t
+            np.maximum(out, v, out=out)
+        return out, (x.shape, k, stride, pad, ceil, mode, arg)
+    out = np.zeros((n, c, ho, wo), dtype=x.dtype)
+    for _, (si, sj) in _taps(k, stride, ho, wo):
+        out += xp[:, :, si, sj]
+    out /= _divisor(h, w, k, stride, pad, ho, wo, x.dtype)
+    return out, (x.shape, k, stride, pad, ceil, mode, None)
+
+
+def backward(dout, cache):
+    """dout (N, C, Ho, Wo) -> dx (N, C, H, W)."""
+    (n, c, h, w), k, stride, pad, ceil, mode, arg = cache
+    ho, wo, hp, wp = _geometry(h, w, k, stride, pad, ceil)
+    dxp = np.zeros((n, c, hp, wp), dtype=dout.dtype)
+    if mode == "max":
+        for t, (si, sj) in _taps(k, stride, ho, wo):
+            dxp[:, :, si, sj] += np.where(arg == t, dout, 0)
+    else:
+        share = dout / _divisor(h, w, k, stride, pad, ho, wo, dout.dtype)
+        for _, (si, sj) in _taps(k, stride, ho, wo):
+            dxp[:, :, si, sj] += share
+    return dxp[:, :, pad:pad + h, pad:pad + w]
+
+
+def forward_ref(x, k=2, stride=2, pad=0, ceil=False, mode="max"):
+    """Loop reference over every output and every element of its window."""
+    n, c, h, w = x.shape
+    ho, wo = output_size(h, k, stride, pad, ceil), output_size(w, k, stride, pad, ceil)
+    out = np.zeros((n, c, ho, wo), dtype=x.dtype)
+    arg = np.zeros((n, c, ho, wo, 2), dtype=np.int64)
+    for b in range(n):
+        for ch in range(c):
+            for i in range(ho):
+                for j in range(wo):
+                    best, where, total = -np.inf, None, 0.0
+                    r_end, c_end = min(i * stride - pad + k, h + pad), min(j * stride - pad + k, w + pad)
+                    count = (r_end - (i * stride - pad)) * (c_end - (j * stride - pad))
+                    for r in range(i * stride - pad, i * stride - pad + k):
+                        for s in range(j * stride - pad, j * stride - pad + k):
+                            if 0 <= r < h and 0 <= s < w:
+                                v = x[b, ch, r, s]
+                                total += v
+                                if v > best:
+                                    best, where = v, (r, s)
+                    if mode == "max":
+                        out[b, ch, i, j] = best
+                        arg[b, ch, i, j] = where
+                    else:
+                        out[b, ch, i, j] = total / count
+    return out, (x.shape, k, stride, pad, ceil, mode, arg)
+
+
+def backward_ref(dout, cache):
+    (n, c, h, w), k, stride, pad, ceil, mode, arg = cache
+    _, _, ho, wo = dout.shape
+    dx = np.zeros((n, c, h, w), dtype=dout.dtype)
+    for b in range(n):
+        for ch in range(c):
+            for i in range(ho):
+                for j in range(wo):
+                    if mode == "max":
+                        r, s = arg[b, ch, i, j]
+                        dx[b, ch, r, s] += dout[b, ch, i, j]
+                    else:
+                        r_end, c_end = min(i * stride - pad + k, h + pad), min(j * stride - pad + k, w + pad)
+                        count = (r_end - (i * stride - pad)) * (c_end - (j * stride - pad))
+                        for r in range(i * stride - pad, i * stride - pad + k):
+                            for s in range(j * stride - pad, j * stride - pad + k):
+                                if 0 <= r < h and 0 <= s < w:
+                                    dx[b, ch, r, s] += dout[b, ch, i, j] / count
+    return dx

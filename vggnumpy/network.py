@@ -1,0 +1,85 @@
+"""A VGG-style network run layer by layer: forward to the deepest named layer, backward from named layers to pixels."""
+import numpy as np
+
+from . import arch as archmod
+from .kernels import conv as np_conv, pool as np_pool, relu as np_relu
+
+
+class Network:
+    """Holds the weights of one architecture and runs its layer table.
+
+    forward(x, layers) -> (features, cache): x (N, 3, H, W) preprocessed input; features maps each asked
+    layer name to its activation. backward(dfeatures, cache) -> dx: gradients at any set of named layers
+    (dict name -> array shaped like the feature) give the gradient at the input.
+    """
+
+    def __init__(self, weights, pooling="max", kernels=None):
+        if pooling not in ("max", "avg"):
+            raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
+        self.weights = weights
+        self.arch = weights.arch
+        self.table = archmod.get_table(weights.arch)
+        self.pooling = pooling
+        # The per-backend kernel modules. The GPU backend passes its own; the maths around them is shared.
+        self.k = kernels or dict(conv=np_conv, pool=np_pool, relu=np_relu)
+        self._params = {}          # dtype -> {name: (w, b)} cast once
+
+    def params(self, dtype, xp=np):
+        key = (np.dtype(dtype).str, xp.__name__)
+        if key not in self._params:
+            self._params[key] = {n: (xp.asarray(w, dtype=dtype), xp.asarray(b, dtype=dtype))
+                                 for n, (w, b) in self.weights.params.items()}
+        return self._params[key]
+
+    def _deepest(self, layers):
+        names = archmod.layer_names(self.arch)
+        unknown = [l for l in layers if l not in names]
+        if unknown:
+            raise ValueError(f"unknown layer(s) {', '.join(unknown)} for {self.arch}; "
+                             f"layers are {', '.join(names)}")
+        return max(names.index(l) for l in layers)
+
+    def forward(self, x, layers):
+        """x (N, 3, H, W) -> ({name: (N, C, h, w)}, cache)."""
+        layers = list(layers)
+        last = self._deepest(layers)
+        wanted = set(layers)
+        params = self.params(x.dtype, _xp(x))
+        feats, caches, h = {}, [], x
+        for idx, (name, kind, p) in enumerate(self.table[:last + 1]):
+            if kind == "conv":
+                w, b = params[name]
+                h, cache = self.k["conv"].forward(h, w, b, p["stride"], p["pad"])
+            elif kind == "relu":
+                # In place unless the conv output itself was asked for: backward needs only the ReLU output.
+                prev = self.table[idx - 1][0] if idx else None
+                h, cache = self.k["relu"].forward(h, inplace=prev not in wanted)
+            elif kind == "pool":
+                h, cache = self.k["pool"].forward(h, p["k"], p["stride"], p.get("pad", 0), p["ceil"],
+                                                  mode=self.pooling)
+            else:
+                raise ValueError(f"layer {name}: unknown type {kind}")
+            caches.append(cache)
+            if name in wanted:
+                feats[name] = h.copy() if (kind == "conv" and idx + 1 <= last) else h
+        return feats, (caches, last)
+
+    def backward(self, dfeats, cache):
+        """{name: (N, C, h, w)} -> dx (N, 3, H, W)."""
+        caches, last = cache
+        names = [n for n, _, _ in self.table]
+        start = max(names.index(n) for n in dfeats)
+        dh = None
+        for idx in range(start, -1, -1):
+            name, kind, _ = self.table[idx]
+            if name in dfeats:
+                dh = dfeats[name] if dh is None else dh + dfeats[name]
+            if dh is None:
+                continue
+            dh = self.k[kind].backward(dh, caches[idx])
+        return dh
+
+
+def _xp(a):
+    from .backend import xp_of
+    return xp_of(a)
