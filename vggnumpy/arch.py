@@ -1,7 +1,7 @@
-"""Network layer tables as data: VGG-19 and VGG-16, named as in the paper (conv1_1, relu1_1, pool1, ...)."""
+"""Network layer tables as data: VGG-19 and VGG-16 named as in the paper (conv1_1, relu1_1, pool1, ...), and NIN."""
 
 # One row per layer: (name, type, params). Convs carry (in_ch, out_ch, kernel, stride, pad);
-# pools carry (kernel, stride, ceil_mode). ReLUs carry nothing.
+# pools carry (kernel, stride, ceil_mode[, pad]). ReLUs carry nothing.
 
 def _vgg(blocks):
     """Build a VGG table from a list of (n_convs, channels) blocks."""
@@ -18,12 +18,44 @@ def _vgg(blocks):
 VGG19 = _vgg([(2, 64), (2, 128), (4, 256), (4, 512), (4, 512)])
 VGG16 = _vgg([(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)])
 
-ARCHS = {"vgg19": VGG19, "vgg16": VGG16}
+
+def _nin():
+    """Network-in-Network (Lin et al. 2014, BVLC zoo nin_imagenet_conv) as jcjohnson uses it, with Caffe's names.
+
+    The classifier's dropout (identity at inference), 6x6 global average pool and softmax are left out, as the
+    VGG tables leave out the fully connected layers. Pools are 3x3/2 in Caffe's ceil mode.
+    """
+    rows = [("conv1", 3, 96, 11, 4, 0), ("relu0",), ("cccp1", 96, 96, 1, 1, 0), ("relu1",),
+            ("cccp2", 96, 96, 1, 1, 0), ("relu2",), ("pool0",),
+            ("conv2", 96, 256, 5, 1, 2), ("relu3",), ("cccp3", 256, 256, 1, 1, 0), ("relu5",),
+            ("cccp4", 256, 256, 1, 1, 0), ("relu6",), ("pool2",),
+            ("conv3", 256, 384, 3, 1, 1), ("relu7",), ("cccp5", 384, 384, 1, 1, 0), ("relu8",),
+            ("cccp6", 384, 384, 1, 1, 0), ("relu9",), ("pool3",),
+            ("conv4-1024", 384, 1024, 3, 1, 1), ("relu10",), ("cccp7-1024", 1024, 1024, 1, 1, 0), ("relu11",),
+            ("cccp8-1024", 1024, 1000, 1, 1, 0), ("relu12",)]
+    layers = []
+    for row in rows:
+        name = row[0]
+        if len(row) > 1:
+            _, cin, cout, k, stride, pad = row
+            layers.append((name, "conv", dict(cin=cin, cout=cout, k=k, stride=stride, pad=pad)))
+        elif name.startswith("relu"):
+            layers.append((name, "relu", {}))
+        else:
+            layers.append((name, "pool", dict(k=3, stride=2, ceil=True, pad=0)))
+    return layers
+
+
+NIN = _nin()
+
+ARCHS = {"vgg19": VGG19, "vgg16": VGG16, "nin": NIN}
 
 # Defaults that every peer uses for VGG (jcjohnson, anishathalye, the paper).
 DEFAULT_LAYERS = {
     "vgg19": dict(content=["relu4_2"], style=["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]),
     "vgg16": dict(content=["relu4_2"], style=["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]),
+    # jcjohnson/neural-style's NIN choice.
+    "nin": dict(content=["relu7"], style=["relu0", "relu3", "relu7", "relu12"]),
 }
 
 

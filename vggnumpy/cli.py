@@ -84,7 +84,7 @@ def add_style_options(p):
     g = p.add_argument_group("network")
     g.add_argument("--weights", default=None, help="our HDF5 weights file (default: cached pretrained VGG-19, "
                    "else an UNTRAINED network)")
-    g.add_argument("--arch", default=D["arch"], choices=["vgg19", "vgg16"], help="network when --weights is not given")
+    g.add_argument("--arch", default=D["arch"], choices=["vgg19", "vgg16", "nin"], help="network when --weights is not given")
     g.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
                    help="where to compute (default auto: the GPU when CuPy finds one)")
 

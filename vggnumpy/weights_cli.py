@@ -1,5 +1,6 @@
-"""The `vggnumpy weights` subcommands: random (an untrained network from a seed) and info."""
+"""The `vggnumpy weights` subcommands: download, convert, info, list, and random (an untrained network)."""
 import os
+import sys
 
 import numpy as np
 
@@ -10,15 +11,104 @@ def add_parser(sub):
     p = sub.add_parser("weights", help="make, inspect, download and convert network weights")
     wsub = p.add_subparsers(dest="weights_command", metavar="COMMAND")
     wsub.required = True
-    r = wsub.add_parser("random", help="write an UNTRAINED network with He-initialised weights from a seed")
-    r.add_argument("-o", "--output", default=None, help="output .h5 (default: CACHE/random-ARCH-seedN.h5)")
-    r.add_argument("--arch", default="vgg19", help="vgg19 or vgg16 (default vgg19)")
-    r.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    r.set_defaults(func=cmd_random)
-    i = wsub.add_parser("info", help="show the layers, shapes, input convention and source of a weights file")
+    d = wsub.add_parser("download", help="download a published VGG/NIN file, verify its checksum and convert it "
+                        "into the cache")
+    d.add_argument("name", nargs="?", default="vgg19-keras",
+                   help="which file (default vgg19-keras; 'vggnumpy weights list' shows them all)")
+    d.add_argument("--force", action="store_true", help="download again even when the file is cached")
+    d.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    d.set_defaults(func=cmd_download)
+    c = wsub.add_parser("convert", help="convert a weights file you have (Keras .h5, PyTorch .pth, Caffe "
+                        ".caffemodel, MatConvNet .mat) to vggnumpy's HDF5; the format is read from the content")
+    c.add_argument("file")
+    c.add_argument("-o", "--output", default=None, help="output .h5 (default: CACHE/NAME.h5, used automatically)")
+    c.add_argument("--arch", choices=["vgg19", "vgg16", "nin"], default=None,
+                   help="the network (default: from the layer names)")
+    c.add_argument("--convention", choices=["caffe", "torchvision", "matconvnet"], default=None,
+                   help="override the input convention the format implies (e.g. a Caffe VGG re-saved as .pth)")
+    c.set_defaults(func=cmd_convert)
+    i = wsub.add_parser("info", help="show the layers, shapes, input convention, source and checksum of a file")
     i.add_argument("file")
     i.set_defaults(func=cmd_info)
+    ls = wsub.add_parser("list", help="show what is cached and what can be downloaded")
+    ls.set_defaults(func=cmd_list)
+    r = wsub.add_parser("random", help="write an UNTRAINED network with He-initialised weights from a seed")
+    r.add_argument("-o", "--output", default=None, help="output .h5 (default: CACHE/random-ARCH-seedN.h5)")
+    r.add_argument("--arch", default="vgg19", help="vgg19, vgg16 or nin (default vgg19)")
+    r.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    r.set_defaults(func=cmd_random)
     return p
+
+
+def _log(msg):
+    print(msg, file=sys.stderr)
+
+
+def cmd_download(args):
+    from .download import download
+    w = download(args.name, progress=args.progress, force=args.force, log=_log)
+    print(f"{w.path}: {w.description}")
+    return 0
+
+
+def cmd_convert(args):
+    from .convert import convert_file
+    from .transfer import cache_dir
+    w = convert_file(args.file, arch=args.arch, convention=args.convention)
+    out = args.output
+    if out is None:
+        stem = os.path.splitext(os.path.basename(args.file))[0]
+        out = os.path.join(cache_dir(), f"{stem}.h5")
+        if os.path.abspath(out) == os.path.abspath(args.file):
+            out = os.path.join(cache_dir(), f"{stem}-vggnumpy.h5")
+    if os.path.abspath(out) == os.path.abspath(args.file):
+        raise wmod.WeightsError(f"{out}: the output would overwrite the input; choose another -o")
+    wmod.save(w, out)
+    w.path = out
+    print(format_info(w))
+    print(f"wrote {out}" + (" (in the cache: 'vggnumpy style' uses it when --arch is " + w.arch + ")"
+                            if os.path.dirname(os.path.abspath(out)) == os.path.abspath(cache_dir()) else
+                            f"; use it with --weights {out}"))
+    return 0
+
+
+def cmd_info(args):
+    from .convert import FORMATS, convert_file, detect
+    fmt = detect(args.file)
+    w = wmod.load(args.file) if fmt == "vggnumpy" else convert_file(args.file)
+    lines = [format_info(w), f"file sha256: {wmod.sha256_file(args.file)}", f"format:      {FORMATS.get(fmt, fmt)}"]
+    if fmt != "vggnumpy":
+        lines.append(f"(not converted yet: 'vggnumpy weights convert {args.file}')")
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_list(args):
+    from .download import SOURCES, cached, converted_path, downloads_dir
+    from .transfer import cache_dir
+    print(f"cache: {cache_dir()}  (set VGGNUMPY_CACHE to move it)")
+    have = cached()
+    print("converted, pretrained:" if have else "converted, pretrained: none")
+    for path in have:
+        print(f"  {path}")
+    folder = cache_dir()
+    others = sorted(f for f in os.listdir(folder) if f.endswith(".h5") and os.path.join(folder, f) not in have) \
+        if os.path.isdir(folder) else []
+    for f in others:
+        print(f"  {os.path.join(folder, f)} (untrained or not vggnumpy's)")
+    raw = sorted(os.listdir(downloads_dir())) if os.path.isdir(downloads_dir()) else []
+    if raw:
+        print("downloaded originals:")
+        for f in raw:
+            print(f"  {os.path.join(downloads_dir(), f)}" + ("  (partial: run download again to resume)"
+                                                             if f.endswith(".part") else ""))
+    print("available (vggnumpy weights download NAME):")
+    for s in SOURCES.values():
+        state = "cached" if os.path.exists(converted_path(s.name)) else "manual" if s.manual else "-"
+        size = f"{s.size / 2 ** 20:.0f} MiB" if s.size else "?"
+        print(f"  {s.name:<23} {s.arch:<6} {size:>8}  {state:<6}  {s.filename} ({s.convention}; checksum "
+              f"{s.checksum()})")
+    return 0
 
 
 def cmd_random(args):
@@ -27,12 +117,6 @@ def cmd_random(args):
     w = wmod.random_weights(args.arch, args.seed)
     wmod.save(w, out)
     print(f"wrote {out}: {w.description}")
-    return 0
-
-
-def cmd_info(args):
-    w = wmod.load(args.file)
-    print(format_info(w))
     return 0
 
 
@@ -48,7 +132,7 @@ def format_info(w):
     total = 0
     for name, (k, b) in w.params.items():
         total += k.size + b.size
-        lines.append(f"  {name:<9} kernel {'x'.join(map(str, k.shape)):<14} bias {b.shape[0]:<5} "
+        lines.append(f"  {name:<10} kernel {'x'.join(map(str, k.shape)):<14} bias {b.shape[0]:<5} "
                      f"|w| mean {float(np.abs(k).mean()):.3g}")
     lines.append(f"parameters:  {total:,}")
     return "\n".join(lines)
