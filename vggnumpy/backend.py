@@ -2,26 +2,43 @@
 import numpy as np
 
 
-def gpu_available():
-    """True when CuPy imports and sees at least one CUDA device."""
+def gpu_status():
+    """(True, 'GPU name') when CuPy imports and sees a CUDA device, else (False, why not)."""
     try:
         import cupy
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
+    except Exception as e:
+        return False, f"CuPy is not installed ({type(e).__name__}); 'pip install vggnumpy[gpu]'"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return False, "CuPy sees no CUDA device"
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+        name = props["name"]
+        return True, name.decode() if isinstance(name, bytes) else str(name)
+    except Exception as e:
+        return False, f"no usable CUDA device ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
 
 
-def get_xp(device="cpu"):
-    """Return (xp, device name) for 'cpu', 'gpu' or 'auto'."""
+def gpu_available():
+    """True when CuPy imports and sees at least one CUDA device."""
+    return gpu_status()[0]
+
+
+def get_xp(device="cpu", log=None):
+    """Return (xp, device name) for 'cpu', 'gpu' or 'auto'; log(msg), if given, hears what auto chose and why."""
     if device == "cpu":
         return np, "cpu"
     if device in ("gpu", "auto"):
-        if gpu_available():
+        ok, what = gpu_status()
+        if ok:
+            if log is not None:
+                log(f"vggnumpy: device {device}: using the GPU ({what}) through CuPy")
             import cupy
             return cupy, "gpu"
         if device == "gpu":
-            raise RuntimeError("--device gpu: CuPy or a CUDA device is missing; install with "
-                               "'pip install vggnumpy[gpu]' on a machine with an NVIDIA GPU, or use --device cpu")
+            raise RuntimeError(f"--device gpu: {what}; install with 'pip install vggnumpy[gpu]' on a machine "
+                               "with an NVIDIA GPU, or use --device cpu")
+        if log is not None:
+            log(f"vggnumpy: device auto: using the CPU (NumPy): {what}")
         return np, "cpu"
     raise ValueError(f"unknown device {device!r}; use auto, cpu or gpu")
 

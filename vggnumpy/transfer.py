@@ -130,7 +130,7 @@ def stylize(content, styles, *, output=None, style_blend_weights=None, style_sca
                 raise images.ImageError(f"{gif}: the progress animation must end in .gif")
             images.check_output_path(os.path.splitext(gif)[0] + ".png")
 
-    xp, dev = get_xp(device)
+    xp, dev = get_xp(device, log=log)
     # The untrained fallback network always comes from seed 0, so --seed changes only the noise, not the network.
     w = weights if hasattr(weights, "params") else resolve_weights(weights, o["arch"], 0, log)
     if not w.trained:

@@ -1,0 +1,212 @@
+"""The CUDA sources without a GPU: nvcc compiles every one for sm_90 (and rejects a broken copy), and the same
+text, built for the host with a C++ compiler (one block of one thread), runs the GPU layer code against the
+NumPy loop references."""
+import ctypes
+import glob
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from vggnumpy.kernels import conv as np_conv, pool as np_pool, relu as np_relu
+
+GPU_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vggnumpy", "gpu")
+SOURCES = sorted(glob.glob(os.path.join(GPU_DIR, "*.cu")))
+NVCC = shutil.which("nvcc") or ("/usr/local/bin/nvcc" if os.path.exists("/usr/local/bin/nvcc") else None)
+CXX = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+
+
+def _nvcc(paths, outdir):
+    """One nvcc call for all sources, device code for the H200 (sm_90), warnings as errors."""
+    cmd = [NVCC, "-arch=sm_90", "-c", "-Werror", "all-warnings", "-odir", str(outdir), *paths]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_sources_present():
+    names = {os.path.basename(p) for p in SOURCES}
+    assert {"conv.cu", "pool.cu", "relu.cu"} <= names
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc not found")
+def test_every_cuda_source_compiles_with_nvcc(tmp_path):
+    res = _nvcc(SOURCES, tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    for p in SOURCES:
+        assert (tmp_path / (os.path.splitext(os.path.basename(p))[0] + ".o")).stat().st_size > 0
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc not found")
+def test_nvcc_rejects_a_broken_source(tmp_path):
+    """The check above can fail: a copy with one syntax error does not compile."""
+    src = open(os.path.join(GPU_DIR, "relu.cu")).read()
+    broken = src.replace("mask[i] = r > 0.0f;", "mask[i] = r > 0.0f", 1)
+    assert broken != src
+    path = tmp_path / "broken.cu"
+    path.write_text(broken)
+    res = _nvcc([str(path)], tmp_path)
+    assert res.returncode != 0
+
+
+# ---------------------------------------------------------------- host emulation of the same sources
+
+PRELUDE = r"""
+#include <cstring>
+#define __global__
+#define __device__
+#define __forceinline__ inline
+struct vgg_dim3 { long long x, y, z; };
+static const vgg_dim3 blockIdx = {0, 0, 0}, threadIdx = {0, 0, 0}, blockDim = {1, 1, 1}, gridDim = {1, 1, 1};
+static inline float __int_as_float(unsigned int i) { float f; std::memcpy(&f, &i, 4); return f; }
+"""
+
+
+class _HostKernel:
+    """Calls an extern "C" kernel of a host-built library like cupy.RawKernel: kernel(grid, block, args)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, grid, block, args):
+        conv = []
+        for a in args:
+            if isinstance(a, np.ndarray):
+                assert a.flags.c_contiguous
+                conv.append(ctypes.c_void_p(a.ctypes.data))
+            elif isinstance(a, np.int32):
+                conv.append(ctypes.c_int32(int(a)))
+            elif isinstance(a, np.int64):
+                conv.append(ctypes.c_int64(int(a)))
+            else:
+                raise TypeError(f"kernel argument of type {type(a)}: pass np.int32/np.int64 or arrays")
+        self.fn(*conv)
+
+
+@pytest.fixture(scope="module")
+def host_kernels(tmp_path_factory):
+    """vggnumpy.gpu.kernels imported against a stand-in 'cupy': NumPy arrays, and RawModule built for the host."""
+    if CXX is None:
+        pytest.skip("no C++ compiler for the host emulation")
+    build = tmp_path_factory.mktemp("hostcu")
+    (build / "prelude.h").write_text(PRELUDE)
+
+    class RawModule:
+        def __init__(self, code, options=()):
+            src = build / f"m{abs(hash(code))}.cpp"
+            lib = build / f"m{abs(hash(code))}.so"
+            src.write_text(code)
+            res = subprocess.run([CXX, "-O2", "-shared", "-fPIC", "-x", "c++", "-include", str(build / "prelude.h"),
+                                  str(src), "-o", str(lib)], capture_output=True, text=True, timeout=120)
+            assert res.returncode == 0, res.stderr
+            self.lib = ctypes.CDLL(str(lib))
+
+        def get_function(self, name):
+            return _HostKernel(getattr(self.lib, name))
+
+    fake = types.ModuleType("cupy")
+    fake.__dict__.update({k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
+    fake.RawModule = RawModule
+    # Loaded under another name, so the real vggnumpy.gpu.kernels (and sys.modules['cupy']) stay untouched.
+    spec = importlib.util.spec_from_file_location("vggnumpy.gpu._host_kernels", os.path.join(GPU_DIR, "kernels.py"))
+    mod = importlib.util.module_from_spec(spec)
+    saved = sys.modules.get("cupy")
+    sys.modules["cupy"] = fake
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        if saved is None:
+            sys.modules.pop("cupy", None)
+        else:
+            sys.modules["cupy"] = saved
+    return mod
+
+
+CONV_CASES = [  # (C, O, H, W, K, stride, pad)
+    (3, 4, 7, 9, 3, 1, 1),
+    (2, 3, 23, 21, 11, 4, 0),
+    (3, 2, 9, 8, 5, 1, 2),
+    (4, 3, 6, 5, 1, 1, 0),
+    (3, 4, 9, 10, 3, 2, 1),
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("banded", [False, True])
+def test_host_emulated_conv_matches_loop_reference(host_kernels, case, banded, rng, monkeypatch):
+    c, o, h, w, k, s, p = case
+    if banded:   # force several bands of output rows: exercises the chunked im2col/col2im path
+        monkeypatch.setattr(host_kernels, "CHUNK_ELEMS", c * k * k * 3)
+    x = rng.standard_normal((2, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((o, c, k, k)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32)
+    out, cache = host_kernels.conv.forward(x, wt, b, s, p)
+    ref, rcache = np_conv.forward_ref(x, wt, b, s, p)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+    d = rng.standard_normal(ref.shape).astype(np.float32)
+    np.testing.assert_allclose(host_kernels.conv.backward(d, cache), np_conv.backward_ref(d, rcache),
+                               rtol=1e-4, atol=1e-4)
+    # The fused conv + bias + ReLU: its output, mask and the masked input gradient.
+    fused, fcache = host_kernels.conv.forward_relu(x, wt, b, s, p)
+    np.testing.assert_allclose(fused, np.maximum(ref, 0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(fcache[4], fused > 0)
+    np.testing.assert_allclose(host_kernels.conv.backward(d, fcache), np_conv.backward_ref(d * fcache[4], rcache),
+                               rtol=1e-4, atol=1e-4)
+
+
+POOL_CASES = [  # (H, W, k, stride, pad, ceil)
+    (8, 8, 2, 2, 0, False), (7, 9, 2, 2, 0, True), (7, 7, 3, 2, 1, True), (9, 6, 3, 1, 1, False),
+    (5, 8, 3, 3, 0, True),
+]
+
+
+@pytest.mark.parametrize("case", POOL_CASES)
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_host_emulated_pool_matches_loop_reference(host_kernels, case, mode, rng):
+    h, w, k, s, p, ceil = case
+    # Few distinct values: many ties, which must go to the first maximum as in the reference.
+    x = rng.integers(-2, 3, size=(2, 3, h, w)).astype(np.float32)
+    out, cache = host_kernels.pool.forward(x, k, s, p, ceil, mode)
+    ref, rcache = np_pool.forward_ref(x, k, s, p, ceil, mode)
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
+    d = rng.standard_normal(ref.shape).astype(np.float32)
+    np.testing.assert_allclose(host_kernels.pool.backward(d, cache), np_pool.backward_ref(d, rcache),
+                               rtol=1e-5, atol=1e-5)
+    _, ncache = np_pool.forward(x, k, s, p, ceil, mode)   # the same cache as the NumPy kernel
+    if mode == "max":
+        np.testing.assert_array_equal(cache[-1], ncache[-1])
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_host_emulated_relu_matches_loop_reference(host_kernels, inplace, rng):
+    x = rng.standard_normal((2, 3, 5, 4)).astype(np.float32)
+    x[0, 0, 0, :2] = 0.0
+    ref, rmask = np_relu.forward_ref(x)
+    xin = x.copy()
+    out, mask = host_kernels.relu.forward(xin, inplace=inplace)
+    assert (out is xin) == inplace
+    np.testing.assert_array_equal(out, ref)
+    assert mask.dtype == np.bool_
+    np.testing.assert_array_equal(mask, rmask)
+    d = rng.standard_normal(x.shape).astype(np.float32)
+    np.testing.assert_array_equal(host_kernels.relu.backward(d, mask), np_relu.backward_ref(d, rmask))
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_host_emulated_network_matches_numpy_path(host_kernels, pooling, rng):
+    """The whole VGG-19 to relu5_1 and its input gradient through the GPU layer code, against the NumPy path."""
+    from vggnumpy.network import Network
+    from vggnumpy.weights import random_weights
+    w = random_weights("vgg19", seed=3)
+    x = rng.standard_normal((1, 3, 32, 40)).astype(np.float32)
+    ref_net, net = Network(w, pooling), Network(w, pooling, kernels=host_kernels.KERNELS)
+    f_ref, c_ref = ref_net.forward(x.copy(), ["relu1_1", "relu5_1"])
+    f, c = net.forward(x.copy(), ["relu1_1", "relu5_1"])
+    r = {n: rng.standard_normal(f_ref[n].shape).astype(np.float32) for n in f_ref}
+    rel = lambda a, b: float(np.abs(a - b).max() / np.abs(b).max())
+    for n in f_ref:
+        assert rel(f[n], f_ref[n]) < 1e-4
+    assert rel(net.backward(r, c), ref_net.backward(r, c_ref)) < 1e-4

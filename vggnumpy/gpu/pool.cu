@@ -1,0 +1,136 @@
+// Max and average pooling forward and backward for the GPU path, NCHW, square window k, any stride and
+// padding, ceil mode by the output size the caller passes. Same rules as vggnumpy/kernels/pool.py:
+// padding counts as -inf for max and 0 for average; max ties go to the first maximum in row-major window
+// order, whose tap index (di*k + dj) is kept as one byte per output; the average divides by the window size
+// clipped to the padded input [-pad, size + pad). Backward is a gather (one thread per input), no atomics.
+// Compiled by NVRTC through cupy.RawModule and by nvcc in tests/test_nvcc.py: extern "C", no headers.
+
+extern "C" __global__ void maxpool_fwd(const float* __restrict__ x, float* __restrict__ out,
+                                       unsigned char* __restrict__ arg, const long long n,
+                                       const int H, const int W, const int Ho, const int Wo,
+                                       const int k, const int stride, const int pad)
+{
+    const float neg_inf = __int_as_float(0xff800000);
+    for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < n;
+         idx += (long long)blockDim.x * gridDim.x) {
+        const int j = (int)(idx % Wo);
+        const long long t = idx / Wo;
+        const int i = (int)(t % Ho);
+        const long long nc = t / Ho;
+        const float* xc = x + nc * H * W;
+        const int h0 = i * stride - pad;
+        const int w0 = j * stride - pad;
+        float best = neg_inf;
+        int a = 0;
+        for (int di = 0; di < k; ++di) {
+            const int h = h0 + di;
+            const bool hin = h >= 0 && h < H;
+            for (int dj = 0; dj < k; ++dj) {
+                const int w = w0 + dj;
+                const float v = (hin && w >= 0 && w < W) ? xc[(long long)h * W + w] : neg_inf;
+                if (v > best) {          // strict: ties keep the first maximum
+                    best = v;
+                    a = di * k + dj;
+                }
+            }
+        }
+        out[idx] = best;
+        arg[idx] = (unsigned char)a;
+    }
+}
+
+extern "C" __global__ void maxpool_bwd(const float* __restrict__ dout, const unsigned char* __restrict__ arg,
+                                       float* __restrict__ dx, const long long n,
+                                       const int H, const int W, const int Ho, const int Wo,
+                                       const int k, const int stride, const int pad)
+{
+    for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < n;
+         idx += (long long)blockDim.x * gridDim.x) {
+        const int w = (int)(idx % W);
+        const long long t = idx / W;
+        const int h = (int)(t % H);
+        const long long nc = t / H;
+        const int hp = h + pad;
+        const int wp = w + pad;
+        const int is = hp < k ? 0 : (hp - k) / stride + 1;
+        int ie = hp / stride + 1;
+        if (ie > Ho) ie = Ho;
+        const int js = wp < k ? 0 : (wp - k) / stride + 1;
+        int je = wp / stride + 1;
+        if (je > Wo) je = Wo;
+        const long long base = nc * Ho * Wo;
+        float sum = 0.0f;
+        for (int i = is; i < ie; ++i) {
+            const int di = hp - i * stride;
+            for (int j = js; j < je; ++j) {
+                const long long o = base + (long long)i * Wo + j;
+                if ((int)arg[o] == di * k + (wp - j * stride)) sum += dout[o];
+            }
+        }
+        dx[idx] = sum;
+    }
+}
+
+__device__ __forceinline__ float window_count(const int i, const int j, const int H, const int W,
+                                              const int k, const int stride, const int pad)
+{
+    // Window size clipped to the padded input (count_include_pad=True).
+    const int h0 = i * stride - pad;
+    const int w0 = j * stride - pad;
+    const int h1 = (h0 + k < H + pad) ? h0 + k : H + pad;
+    const int w1 = (w0 + k < W + pad) ? w0 + k : W + pad;
+    return (float)((h1 - h0) * (w1 - w0));
+}
+
+extern "C" __global__ void avgpool_fwd(const float* __restrict__ x, float* __restrict__ out,
+                                       const long long n, const int H, const int W, const int Ho,
+                                       const int Wo, const int k, const int stride, const int pad)
+{
+    for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < n;
+         idx += (long long)blockDim.x * gridDim.x) {
+        const int j = (int)(idx % Wo);
+        const long long t = idx / Wo;
+        const int i = (int)(t % Ho);
+        const long long nc = t / Ho;
+        const float* xc = x + nc * H * W;
+        const int h0 = i * stride - pad;
+        const int w0 = j * stride - pad;
+        float total = 0.0f;
+        for (int di = 0; di < k; ++di) {
+            const int h = h0 + di;
+            if (h < 0 || h >= H) continue;
+            for (int dj = 0; dj < k; ++dj) {
+                const int w = w0 + dj;
+                if (w >= 0 && w < W) total += xc[(long long)h * W + w];
+            }
+        }
+        out[idx] = total / window_count(i, j, H, W, k, stride, pad);
+    }
+}
+
+extern "C" __global__ void avgpool_bwd(const float* __restrict__ dout, float* __restrict__ dx,
+                                       const long long n, const int H, const int W, const int Ho,
+                                       const int Wo, const int k, const int stride, const int pad)
+{
+    for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < n;
+         idx += (long long)blockDim.x * gridDim.x) {
+        const int w = (int)(idx % W);
+        const long long t = idx / W;
+        const int h = (int)(t % H);
+        const long long nc = t / H;
+        const int hp = h + pad;
+        const int wp = w + pad;
+        const int is = hp < k ? 0 : (hp - k) / stride + 1;
+        int ie = hp / stride + 1;
+        if (ie > Ho) ie = Ho;
+        const int js = wp < k ? 0 : (wp - k) / stride + 1;
+        int je = wp / stride + 1;
+        if (je > Wo) je = Wo;
+        const long long base = nc * Ho * Wo;
+        float sum = 0.0f;
+        for (int i = is; i < ie; ++i)
+            for (int j = js; j < je; ++j)
+                sum += dout[base + (long long)i * Wo + j] / window_count(i, j, H, W, k, stride, pad);
+        dx[idx] = sum;
+    }
+}
