@@ -117,3 +117,11 @@ def test_weights_random_and_info(tmp_path, capsys):
     assert main(["weights", "info", p]) == 0
     text = capsys.readouterr().out
     assert "UNTRAINED" in text and "conv5_3" in text and "14,714,688" in text
+
+
+def test_device_lbfgs_option_runs_on_the_cpu_too(tmp_path):
+    content = shared_image("content", "tubingen.jpg")
+    style = shared_image("style", "starry_night.jpg")
+    out = str(tmp_path / "o.png")
+    assert main(["style", content, style, "-o", out, "--optimizer", "lbfgs-device", "--device", "cpu", *FAST]) == 0
+    assert Image.open(out).size[0] == 48

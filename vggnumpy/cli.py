@@ -65,8 +65,9 @@ def add_style_options(p):
                    help=f"number of sizes in the coarse-to-fine pyramid, each twice the last (default {D['scales']}; 1 = full size only)")
     g.add_argument("--initial-iterations", type=_positive_int, default=D["initial_iterations"],
                    help=f"iterations at each smaller size of the pyramid (default {D['initial_iterations']})")
-    g.add_argument("--optimizer", choices=["lbfgs", "adam"], default=D["optimizer"],
-                   help=f"optimizer (default {D['optimizer']})")
+    g.add_argument("--optimizer", choices=["lbfgs", "lbfgs-device", "adam"], default=D["optimizer"],
+                   help=f"lbfgs: scipy's L-BFGS-B; lbfgs-device: our projected L-BFGS that keeps its memory on "
+                        f"the GPU; adam (default {D['optimizer']})")
     g.add_argument("--learning-rate", type=float, default=D["learning_rate"],
                    help=f"Adam step size in pixel units of [0, 1] (default {D['learning_rate']})")
     g.add_argument("--lbfgs-memory", type=_positive_int, default=D["lbfgs_memory"],

@@ -108,8 +108,8 @@ def stylize(content, styles, *, output=None, style_blend_weights=None, style_sca
     if len(blend) != len(styles) or any(b < 0 for b in blend) or sum(blend) <= 0:
         raise ValueError(f"style blend weights {blend}: need one non-negative weight per style image "
                          f"({len(styles)}), not all zero")
-    if o["optimizer"] not in ("lbfgs", "adam"):
-        raise ValueError(f"optimizer must be lbfgs or adam, not {o['optimizer']!r}")
+    if o["optimizer"] not in ("lbfgs", "lbfgs-device", "adam"):
+        raise ValueError(f"optimizer must be lbfgs, lbfgs-device or adam, not {o['optimizer']!r}")
     if o["init"] not in ("content", "noise", "image"):
         raise ValueError(f"init must be content, noise or image, not {o['init']!r}")
     if o["init"] == "image" and init_image is None:
@@ -183,10 +183,16 @@ def stylize(content, styles, *, output=None, style_blend_weights=None, style_sca
                             o["content_weight"], o["style_weight"], o["tv_weight"])
             shape = (3, h, wd)
 
-            def fun(flat):
-                loss, g, parts = obj.evaluate(xp.asarray(flat.reshape(shape)))
+            def fun_device(flat):
+                """Loss and gradient with the pixels on the compute device (NumPy or CuPy arrays)."""
+                loss, g, parts = obj.evaluate(xp.asarray(flat).reshape(shape))
                 fun.parts = parts
-                return loss, to_numpy(g).ravel()
+                return loss, g.ravel()
+
+            def fun(flat):
+                """The same at scipy's boundary: host arrays in and out (the one crossing per evaluation)."""
+                loss, g = fun_device(flat)
+                return loss, to_numpy(g)
             fun.parts = {}
             best = {"loss": np.inf, "x": None}
 
@@ -213,6 +219,11 @@ def stylize(content, styles, *, output=None, style_blend_weights=None, style_sca
                 x = x0_flat
             elif o["optimizer"] == "lbfgs":
                 x, _ = lbfgs(fun, x0_flat, n_iter, memory=o["lbfgs_memory"], on_iter=on_iter)
+            elif o["optimizer"] == "lbfgs-device":
+                from .gpu.lbfgs import lbfgs as device_lbfgs
+                x, _ = device_lbfgs(fun_device, xp.asarray(x0_flat), n_iter, memory=o["lbfgs_memory"],
+                                    on_iter=on_iter)
+                x = to_numpy(x)
             else:
                 x, _ = adam(fun, x0_flat, n_iter, lr=o["learning_rate"], on_iter=on_iter)
             if keep_best and best["x"] is not None and best["loss"] <= history[-1][1]:
