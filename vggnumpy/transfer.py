@@ -16,8 +16,8 @@ from .optim import adam, lbfgs
 from .weights import load as load_weights, random_weights
 
 DEFAULTS = dict(
-    size=512, scales=2, iterations=200, initial_iterations=300, content_weight=1.0, style_weight=10.0,
-    tv_weight=1.0, pooling="max", init="content", optimizer="lbfgs", learning_rate=0.02, lbfgs_memory=20,
+    size=512, scales=1, iterations=200, initial_iterations=200, content_weight=1.0, style_weight=5.0,
+    tv_weight=0.5, pooling="avg", init="content", optimizer="lbfgs", learning_rate=0.02, lbfgs_memory=20,
     style_scale=1.0, seed=0, arch="vgg19",
 )
 
