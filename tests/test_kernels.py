@@ -58,6 +58,60 @@ def test_conv_finite_differences(case, rng):
     assert rel_error(num, dx.reshape(-1)[idx]) < 1e-6
 
 
+WINOGRAD_CASES = [c for c in CONV_CASES if c[2] == 3 and c[3] == 1] + [(6, 5, 3, 1, 1, 11, 6), (4, 3, 3, 1, 2, 5, 8)]
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES)
+def test_conv_winograd_matches_reference(case, rng, monkeypatch):
+    """Winograd F(2x2, 3x3) forced on every 3x3 stride-1 layer: forward and input gradient against the loops."""
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", 1)
+    monkeypatch.setattr(conv, "CHUNK_ELEMS", 200)                  # several tile-row blocks even here
+    c, o, k, s, p, h, w = case
+    x = rng.standard_normal((2, c, h, w))
+    wt, b = rng.standard_normal((o, c, k, k)), rng.standard_normal(o)
+    y, cache = conv.forward(x, wt, b, s, p)
+    yr, cache_r = conv.forward_ref(x, wt, b, s, p)
+    np.testing.assert_allclose(y, yr, rtol=1e-12, atol=1e-12)
+    d = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(conv.backward(d, cache), conv.backward_ref(d, cache_r), rtol=1e-12, atol=1e-12)
+    idx = rng.choice(x.size, 30, replace=False)
+    num = fd_grad(lambda z: float(np.sum(conv.forward(z, wt, b, s, p)[0] * d)), x, idx)
+    assert rel_error(num, conv.backward(d, cache).reshape(-1)[idx]) < 1e-6
+
+
+@pytest.mark.parametrize("winograd", [None, 1])
+def test_conv_winograd_float32_and_finite_differences(winograd, rng, monkeypatch):
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", winograd)
+    x = rng.standard_normal((1, 16, 12, 10))
+    wt, b = rng.standard_normal((8, 16, 3, 3)), rng.standard_normal(8)
+    y32, _ = conv.forward(x.astype(np.float32), wt.astype(np.float32), b.astype(np.float32), 1, 1)
+    yr, _ = conv.forward_ref(x, wt, b, 1, 1)
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, yr, rtol=1e-4, atol=1e-4)
+    y, cache = conv.forward(x, wt, b, 1, 1)
+    r = rng.standard_normal(y.shape)
+    idx = rng.choice(x.size, 40, replace=False)
+    num = fd_grad(lambda z: float(np.sum(conv.forward(z, wt, b, 1, 1)[0] * r)), x, idx)
+    assert rel_error(num, conv.backward(r, cache).reshape(-1)[idx]) < 1e-6
+
+
+@pytest.mark.parametrize("winograd", [None, 1])
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_relu_fused_matches_reference(case, winograd, rng, monkeypatch):
+    """forward_relu = relu(conv); its backward applies the ReLU mask, then the conv's input gradient."""
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", winograd)
+    monkeypatch.setattr(conv, "CHUNK_ELEMS", 64)                   # one output row per block: halo rows tested
+    c, o, k, s, p, h, w = case
+    x = rng.standard_normal((2, c, h, w))
+    wt, b = rng.standard_normal((o, c, k, k)), rng.standard_normal(o)
+    y, cache = conv.forward_relu(x, wt, b, s, p)
+    yr, cache_r = relu.forward_ref(conv.forward_ref(x, wt, b, s, p)[0])
+    np.testing.assert_allclose(y, yr, rtol=1e-12, atol=1e-12)
+    d = rng.standard_normal(y.shape)
+    expect = conv.backward_ref(relu.backward_ref(d, cache_r), conv.forward_ref(x, wt, b, s, p)[1])
+    np.testing.assert_allclose(conv.backward(d, cache), expect, rtol=1e-12, atol=1e-12)
+
+
 def test_relu_reference_and_finite_differences(rng):
     x = rng.standard_normal((2, 3, 5, 4))
     x[np.abs(x) < 1e-3] = 0.5                       # keep finite differences away from the kink

@@ -31,8 +31,9 @@ def gram_forward(f):
 def gram_backward(dg, cache):
     """dG (N, C, C) -> dF (N, C, h, w); dF = (dG + dG^T) F / (h w)."""
     fm, shape = cache
-    g = (dg + dg.transpose(0, 2, 1)) @ fm
-    return (g / g.dtype.type(shape[2] * shape[3])).reshape(shape)
+    # The 1/(h w) scales the small (C, C) matrix, not the (C, h w) product: one pass over the features fewer.
+    k = (dg + dg.transpose(0, 2, 1)) / dg.dtype.type(shape[2] * shape[3])
+    return (k @ fm).reshape(shape)
 
 
 def style_forward(f, target):

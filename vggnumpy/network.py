@@ -5,6 +5,9 @@ from . import arch as archmod
 from .kernels import conv as np_conv, pool as np_pool, relu as np_relu
 
 
+FUSED = "fused into the conv before"       # the cache of a ReLU that ran inside its conv
+
+
 class Network:
     """Holds the weights of one architecture and runs its layer table.
 
@@ -45,11 +48,21 @@ class Network:
         last = self._deepest(layers)
         wanted = set(layers)
         params = self.params(x.dtype, _xp(x))
-        feats, caches, h = {}, [], x
+        # A conv followed by its ReLU runs as one fused kernel when the backend has one and the conv's own
+        # output is not asked for: the ReLU's slot then holds FUSED, and the conv's cache holds the mask.
+        fused_fwd = getattr(self.k["conv"], "forward_relu", None)
+        feats, caches, h, fused = {}, [], x, set()
         for idx, (name, kind, p) in enumerate(self.table[:last + 1]):
-            if kind == "conv":
+            if idx in fused:
+                cache = FUSED                     # this ReLU already ran inside the conv before it
+            elif kind == "conv":
                 w, b = params[name]
-                h, cache = self.k["conv"].forward(h, w, b, p["stride"], p["pad"])
+                if (fused_fwd is not None and name not in wanted and idx + 1 <= last
+                        and self.table[idx + 1][1] == "relu"):
+                    h, cache = fused_fwd(h, w, b, p["stride"], p["pad"])
+                    fused.add(idx + 1)
+                else:
+                    h, cache = self.k["conv"].forward(h, w, b, p["stride"], p["pad"])
             elif kind == "relu":
                 # In place unless the conv output itself was asked for: backward needs only the ReLU output.
                 prev = self.table[idx - 1][0] if idx else None
@@ -73,8 +86,10 @@ class Network:
         for idx in range(start, -1, -1):
             name, kind, _ = self.table[idx]
             if name in dfeats:
+                if idx + 1 < len(caches) and caches[idx + 1] is FUSED:
+                    raise ValueError(f"{name} was not asked for in forward, so its gradient cannot be taken")
                 dh = dfeats[name] if dh is None else dh + dfeats[name]
-            if dh is None:
+            if dh is None or caches[idx] is FUSED:   # a fused ReLU's backward happens in its conv's backward
                 continue
             dh = self.k[kind].backward(dh, caches[idx])
         return dh

@@ -16,7 +16,7 @@ from .optim import adam, lbfgs
 from .weights import load as load_weights, random_weights
 
 DEFAULTS = dict(
-    size=512, scales=1, iterations=200, initial_iterations=200, content_weight=1.0, style_weight=5.0,
+    size=512, scales=2, iterations=30, initial_iterations=150, content_weight=1.0, style_weight=5.0,
     tv_weight=0.5, pooling="avg", init="content", optimizer="lbfgs", learning_rate=0.02, lbfgs_memory=20,
     style_scale=1.0, seed=0, arch="vgg19",
 )
@@ -172,6 +172,11 @@ def stylize(content, styles, *, output=None, style_blend_weights=None, style_sca
             st = [images.resize(s, max(min_side, round(max(s.shape[:2]) * side / o["size"]))) for s in style_full]
             if result_img is not None:
                 x0 = images.resize_to(result_img, h, wd)
+                if o["init"] == "content":
+                    # Upsampling blurs: add back the content's detail finer than the last scale could hold,
+                    # so the finer scale starts sharp and its few iterations go to style, not to deblurring.
+                    lh, lw = result_img.shape[:2]
+                    x0 = np.clip(x0 + ch - images.resize_to(images.resize_to(ch, lh, lw), h, wd), 0, 1)
             elif o["init"] == "content":
                 x0 = ch
             elif o["init"] == "image":

@@ -1,13 +1,18 @@
 """2-D convolution (cross-correlation, as in every framework) forward and input gradient, NCHW, any kernel/stride/pad.
 
-forward(x, w, b, stride, pad) -> (out, cache); backward(dout, cache) -> dx. Weight gradients are never needed:
-style transfer optimises pixels only. forward_ref/backward_ref are loop versions for tests and benchmarks.
+forward(x, w, b, stride, pad) -> (out, cache); forward_relu(...) the same followed by a ReLU, fused;
+backward(dout, cache) -> dx (applying the ReLU's mask when the cache came from forward_relu). Weight gradients
+are never needed: style transfer optimises pixels only. forward_ref/backward_ref are loop versions for tests and
+benchmarks. Stride 1 runs as shifted-slice GEMMs (_conv_s1) or, optionally, Winograd F(2x2, 3x3); other strides
+as chunked im2col.
 """
+import weakref
+
 import numpy as np
 
-# How many float elements one chunk of the column matrix may hold. A chunk of columns is built, multiplied
-# and dropped before the next, so no im2col matrix of a whole large layer ever exists.
-CHUNK_ELEMS = 1 << 20
+# How many float elements one block of work may hold (columns of im2col, an input band, an output block):
+# blocks are built, multiplied and dropped one after another, so nothing of a whole large layer is duplicated.
+CHUNK_ELEMS = 1 << 22
 
 
 def _out_size(size, k, stride, pad):
@@ -24,33 +29,170 @@ def _pad(x, pad):
     return xp
 
 
-def _conv_s1(x, wmat, kh, kw, pad):
-    """Stride-1 convolution of one image x (C, H, W) with wmat (O, KH*KW*C) ordered (tap, channel).
+def _tap_weights(w, transposed=False):
+    """(O, C, KH, KW) -> (KH*KW*O, C): the (O, C) matrices of the kernel taps stacked in row-major tap order.
 
-    Why it is fast: the padded image is flattened to (C, Hp*Wp). Moving the kernel by (i, j) is then a plain
-    offset i*Wp + j into that flat array, so the columns for tap (i, j) are a contiguous slice: no window copy
-    and no index arithmetic. Output is computed on the padded-width grid (Ho, Wp) and the KW-1 wrap-around
-    columns of each row are dropped at the end. Columns are built and multiplied a chunk at a time (in cache),
-    and one GEMM per chunk contracts over all taps and channels at once (K = KH*KW*C), which BLAS runs near peak.
+    transposed=True gives the taps of the input gradient's kernel (flipped in space, channels swapped):
+    the same matrices in reverse tap order, each transposed: (KH*KW*C, O).
+    """
+    o, c, kh, kw = w.shape
+    taps = w.transpose(2, 3, 0, 1).reshape(kh * kw, o, c)
+    if transposed:
+        taps = taps[::-1].transpose(0, 2, 1)
+    return np.ascontiguousarray(taps).reshape(-1, taps.shape[2])
+
+
+def _conv_s1(x, wall, kh, kw, pad, out, bias=None, relu_mask=None, in_mask=None):
+    """Stride-1 convolution of one image x (C, H, W) with wall (KH*KW*O, C), written into out (O, Ho, Wo).
+
+    Why it is fast: a block of whole output rows needs a band of padded input rows; flattened to (C, m), moving
+    the kernel by (i, j) is a plain offset i*Wp + j into that band. So ONE GEMM (KH*KW*O, C) @ (C, m) gives every
+    tap's response at every band position, and tap t's contribution to the outputs is the slice Y[t][:, off_t:]:
+    the KH*KW shifted slices are summed (no window or column matrix is ever copied, only the band, with KH-1 halo
+    rows). One call per block with M = KH*KW*O rows lets BLAS pack the band once for all taps, which matters for
+    the 64- and 128-channel layers where a K=C, M=O product is dominated by packing, and it means one thread
+    hand-off per block instead of KH*KW. The block stays in cache while the bias, the ReLU and its mask are
+    applied, and is then written out once; the KW-1 wrap-around columns of each row are dropped.
+    in_mask (C, H, W) bool multiplies x while the band is copied (the backward of the ReLU that followed, for
+    free); relu_mask (O, Ho, Wo) bool, when given, asks for out = max(conv, 0) and receives out > 0.
     """
     c, h, w = x.shape
-    o = wmat.shape[0]
-    hp, wp = h + 2 * pad, w + 2 * pad
-    ho, wo = hp - kh + 1, wp - kw + 1
-    flat = np.zeros((c, hp * wp + kw - 1), dtype=x.dtype)          # (C, Hp*Wp + KW-1)
-    flat[:, :hp * wp].reshape(c, hp, wp)[:, pad:pad + h, pad:pad + w] = x
-    n_cols = ho * wp                                                # output on the padded-width grid
-    out = np.empty((o, n_cols), dtype=x.dtype)                      # (O, Ho*Wp)
-    taps = [i * wp + j for i in range(kh) for j in range(kw)]
-    block = max(wp, CHUNK_ELEMS // (c * len(taps)))
-    cols = np.empty((len(taps) * c, min(block, n_cols)), dtype=x.dtype)
-    for s in range(0, n_cols, block):
-        e = min(s + block, n_cols)
-        colv = cols[:, :e - s]
-        for t, off in enumerate(taps):
-            colv[t * c:(t + 1) * c] = flat[:, off + s:off + e]
-        np.matmul(wmat, colv, out=out[:, s:e])
-    return out.reshape(o, ho, wp)[:, :, :wo]                        # (O, Ho, Wo), a view
+    taps = kh * kw
+    o = wall.shape[0] // taps
+    wp = w + 2 * pad
+    ho, wo = h + 2 * pad - kh + 1, wp - kw + 1
+    offs = [i * wp + j for i in range(kh) for j in range(kw)]
+    rows = max(1, min(ho, CHUNK_ELEMS // (max(taps * o, c) * wp)))   # whole output rows per block
+    band_buf = np.empty(c * ((rows + kh - 1) * wp + kw - 1), dtype=x.dtype)
+    y_buf = np.empty(taps * o * ((rows + kh - 1) * wp + kw - 1), dtype=x.dtype)
+    for r0 in range(0, ho, rows):
+        r1 = min(r0 + rows, ho)
+        n, m = (r1 - r0) * wp, (r1 - r0 + kh - 1) * wp + kw - 1
+        band = band_buf[:c * m].reshape(c, m)                          # (C, band rows * Wp + KW-1)
+        band[...] = 0
+        top, bot = max(r0 - pad, 0), min(r1 + kh - 1 - pad, h)         # image rows inside the band
+        if bot > top:
+            dst = band[:, :m - kw + 1].reshape(c, -1, wp)[:, top - (r0 - pad):bot - (r0 - pad), pad:pad + w]
+            if in_mask is None:
+                dst[...] = x[:, top:bot]
+            else:
+                np.multiply(x[:, top:bot], in_mask[:, top:bot], out=dst)
+        y = y_buf[:taps * o * m].reshape(taps, o, m)
+        np.matmul(wall, band, out=y.reshape(taps * o, m))             # (KH*KW*O, m): all taps at once
+        acc = y[0, :, :n]                                              # tap 0 has offset 0: sum in place
+        for t in range(1, taps):
+            acc += y[t, :, offs[t]:offs[t] + n]
+        if bias is not None:
+            acc += bias[:, None]
+        blk = acc.reshape(o, r1 - r0, wp)[:, :, :wo]                  # (O, rows, Wo)
+        if relu_mask is None:
+            out[:, r0:r1] = blk
+        else:
+            np.maximum(blk, 0, out=out[:, r0:r1])
+            np.greater(out[:, r0:r1], 0, out=relu_mask[:, r0:r1])
+    return out
+
+
+# ---------------------------------------------------------------- Winograd F(2x2, 3x3)
+# Each 2x2 block of outputs of a 3x3 convolution is A^T [ (G g G^T) * (B^T d B) ] A for the 4x4 input tile d:
+# 16 multiplications per tile and channel pair instead of 36, so the GEMMs do 2.25x less work. The transforms
+# are additions only but are separate NumPy passes over strided data, so they pay off only when the channel
+# counts are large enough for the GEMMs to dominate (see WINOGRAD_MIN_CHANNELS and benchmarks/README.md).
+WINOGRAD_MIN_CHANNELS = None      # use Winograd when both C and O are at least this; None: never (measured slower here)
+_G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])
+
+
+def _winograd_weights(w):
+    """(O, C, 3, 3) -> U (16, O, C) = G g G^T per (O, C) pair."""
+    g = _G.astype(w.dtype)
+    u = np.einsum("ik,ockl,jl->ijoc", g, w, g, optimize=True)      # (4, 4, O, C)
+    return np.ascontiguousarray(u.reshape(16, w.shape[0], w.shape[1]))
+
+
+def _cached(w, kind, make):
+    """make(w), computed once per kernel array (weights do not change between evaluations); Winograd only,
+    as its transformed kernels cost a little time to make."""
+    key = (id(w), kind)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0]() is w:
+        return hit[1]
+    val = make(w)
+    try:
+        _CACHE[key] = (weakref.ref(w, lambda _, key=key: _CACHE.pop(key, None)), val)
+    except TypeError:             # no weak reference possible: do not cache
+        pass
+    return val
+
+
+_CACHE = {}                       # (id(kernel), kind) -> (weak reference to the kernel, derived array)
+
+
+def _conv3x3_winograd(x, u, pad, out, bias=None, relu_mask=None, in_mask=None):
+    """Same contract as _conv_s1 for a 3x3 kernel given as U (16, O, C) from _winograd_weights."""
+    c, h, w = x.shape
+    o = u.shape[1]
+    ho, wo = h + 2 * pad - 2, w + 2 * pad - 2
+    th, tw = (ho + 1) // 2, (wo + 1) // 2                            # 2x2 output tiles
+    d = np.zeros((c, 2 * th + 2, 2 * tw + 2), dtype=x.dtype)       # padded so every 4x4 tile is inside
+    hh, ww = min(h, 2 * th + 2 - pad), min(w, 2 * tw + 2 - pad)
+    if in_mask is None:
+        d[:, pad:pad + hh, pad:pad + ww] = x[:, :hh, :ww]
+    else:
+        np.multiply(x[:, :hh, :ww], in_mask[:, :hh, :ww], out=d[:, pad:pad + hh, pad:pad + ww])
+    y = np.empty((o, 2 * th, 2 * tw), dtype=x.dtype)               # (O, 2*th, 2*tw) then cropped
+    rows = max(1, min(th, CHUNK_ELEMS // (16 * max(c, o) * tw)))  # tile rows per block
+    V = np.empty((16, c, rows * tw), dtype=x.dtype)
+    M = np.empty((16, o, rows * tw), dtype=x.dtype)
+    T = np.empty((4, c, rows, 2 * tw + 2), dtype=x.dtype)
+    P = np.empty((2, 4, o, rows, tw), dtype=x.dtype)
+    for r0 in range(0, th, rows):
+        n = min(rows, th - r0)
+        dr = d[:, 2 * r0:2 * (r0 + n) + 2]
+        r = [dr[:, k:k + 2 * n:2] for k in range(4)]                 # row k of every tile: (C, n, Wp)
+        t = T[:, :, :n]                                              # B^T d: rows
+        np.subtract(r[0], r[2], out=t[0]); np.add(r[1], r[2], out=t[1])        # noqa: E702
+        np.subtract(r[2], r[1], out=t[2]); np.subtract(r[1], r[3], out=t[3])   # noqa: E702
+        v = V[:, :, :n * tw].reshape(4, 4, c, n, tw)                 # (B^T d) B: columns
+        for i in range(4):
+            q = [t[i][:, :, k:k + 2 * tw:2] for k in range(4)]
+            np.subtract(q[0], q[2], out=v[i, 0]); np.add(q[1], q[2], out=v[i, 1])        # noqa: E702
+            np.subtract(q[2], q[1], out=v[i, 2]); np.subtract(q[1], q[3], out=v[i, 3])   # noqa: E702
+        m = M[:, :, :n * tw]
+        np.matmul(u, V[:, :, :n * tw], out=m)                        # 16 GEMMs (O, C) @ (C, tiles)
+        m = m.reshape(4, 4, o, n, tw)
+        p = P[:, :, :, :n]                                           # A^T m: rows
+        np.add(m[0], m[1], out=p[0]); p[0] += m[2]                   # noqa: E702
+        np.subtract(m[1], m[2], out=p[1]); p[1] -= m[3]              # noqa: E702
+        yv = y[:, 2 * r0:2 * (r0 + n)]
+        for a in range(2):                                           # (A^T m) A: columns
+            y0, y1 = yv[:, a::2, 0::2], yv[:, a::2, 1::2]
+            np.add(p[a, 0], p[a, 1], out=y0); y0 += p[a, 2]          # noqa: E702
+            np.subtract(p[a, 1], p[a, 2], out=y1); y1 -= p[a, 3]     # noqa: E702
+    y = y[:, :ho, :wo]
+    if bias is not None:
+        y += bias[:, None, None]
+    if relu_mask is None:
+        out[...] = y
+    else:
+        np.maximum(y, 0, out=out)
+        np.greater(out, 0, out=relu_mask)
+    return out
+
+
+def _use_winograd(kh, kw, c, o):
+    return (kh == kw == 3 and WINOGRAD_MIN_CHANNELS is not None
+            and min(c, o) >= WINOGRAD_MIN_CHANNELS)
+
+
+def _conv_s1_any(x, w, pad, out, bias=None, relu_mask=None, in_mask=None, transposed=False):
+    """Stride-1 convolution of one image with kernel w (O, C, KH, KW), or with its flipped transpose
+    (transposed=True: the input gradient's kernel), by Winograd or by shifted slices."""
+    o, c, kh, kw = w.shape
+    if _use_winograd(kh, kw, c, o):
+        u = (_cached(w, "winograd-t", lambda w: _winograd_weights(_flipped(w))) if transposed
+             else _cached(w, "winograd", _winograd_weights))
+        return _conv3x3_winograd(x, u, pad, out, bias, relu_mask, in_mask)
+    return _conv_s1(x, _tap_weights(w, transposed), kh, kw, pad, out, bias, relu_mask, in_mask)
 
 
 def _im2col_rows(xp, kh, kw, stride, r0, r1, wo, cols):
@@ -71,43 +213,72 @@ def _rows_per_chunk(k_rows, wo):
 
 def forward(x, w, b, stride=1, pad=0):
     """x (N, C, H, W), w (O, C, KH, KW), b (O,) -> out (N, O, Ho, Wo)."""
+    return _forward(x, w, b, stride, pad, relu=False)
+
+
+def forward_relu(x, w, b, stride=1, pad=0):
+    """max(conv(x), 0) in one pass (N, O, Ho, Wo); the cache carries the ReLU mask, which backward applies.
+
+    Fused because the bias, the ReLU and its mask are then applied to each block of outputs while it is still in
+    cache, and the ReLU's backward becomes part of the copy that pads dout: three passes over a whole activation
+    (and one whole temporary) fewer per layer and direction.
+    """
+    return _forward(x, w, b, stride, pad, relu=True)
+
+
+def _forward(x, w, b, stride, pad, relu):
     n, c, h, wd = x.shape
     o, c2, kh, kw = w.shape
     assert c == c2, f"conv: input has {c} channels, kernel expects {c2}"
     ho, wo = _out_size(h, kh, stride, pad), _out_size(wd, kw, stride, pad)
-    wmat = np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c), dtype=x.dtype)  # (O, KH*KW*C)
     out = np.empty((n, o, ho, wo), dtype=x.dtype)
+    mask = np.empty((n, o, ho, wo), dtype=bool) if relu else None
+    bias = b.astype(x.dtype, copy=False)
+    if stride == 1:
+        w = w.astype(x.dtype, copy=False)
+        for i in range(n):
+            _conv_s1_any(x[i], w, pad, out[i], bias, None if mask is None else mask[i])
+        return out, (x.shape, w, stride, pad, mask)
+    wmat = np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c), dtype=x.dtype)  # (O, KH*KW*C)
     for i in range(n):
-        if stride == 1:
-            out[i] = _conv_s1(x[i], wmat, kh, kw, pad)
-        else:
-            xp = _pad(x[i], pad)
-            rows = _rows_per_chunk(kh * kw * c, wo)
-            cols = np.empty((kh * kw * c, min(rows, ho) * wo), dtype=x.dtype)
-            oi = out[i].reshape(o, ho * wo)
-            for r0 in range(0, ho, rows):
-                r1 = min(r0 + rows, ho)
-                colv = cols[:, :(r1 - r0) * wo]
-                _im2col_rows(xp, kh, kw, stride, r0, r1, wo, colv)
-                np.matmul(wmat, colv, out=oi[:, r0 * wo:r1 * wo])
-    out += b.astype(x.dtype, copy=False).reshape(1, o, 1, 1)
-    return out, (x.shape, w, stride, pad)
+        xp = _pad(x[i], pad)
+        rows = _rows_per_chunk(kh * kw * c, wo)
+        cols = np.empty((kh * kw * c, min(rows, ho) * wo), dtype=x.dtype)
+        oi = out[i].reshape(o, ho * wo)
+        for r0 in range(0, ho, rows):
+            r1 = min(r0 + rows, ho)
+            colv = cols[:, :(r1 - r0) * wo]
+            _im2col_rows(xp, kh, kw, stride, r0, r1, wo, colv)
+            np.matmul(wmat, colv, out=oi[:, r0 * wo:r1 * wo])
+    out += bias.reshape(1, o, 1, 1)
+    if relu:
+        np.maximum(out, 0, out=out)
+        np.greater(out, 0, out=mask)
+    return out, (x.shape, w, stride, pad, mask)
+
+
+def _flipped(w):
+    """The kernel of the input gradient of a stride-1 convolution: flipped in space, transposed in channels."""
+    return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))                  # (C, O, KH, KW)
 
 
 def backward(dout, cache):
-    """dout (N, O, Ho, Wo) -> dx (N, C, H, W)."""
-    (n, c, h, wd), w, stride, pad = cache
+    """dout (N, O, Ho, Wo) -> dx (N, C, H, W). A cache from forward_relu also applies the ReLU's mask to dout."""
+    (n, c, h, wd), w, stride, pad = cache[:4]
+    mask = cache[4] if len(cache) > 4 else None
     o, _, kh, kw = w.shape
     _, _, ho, wo = dout.shape
     dx = np.empty((n, c, h, wd), dtype=dout.dtype)
     if stride == 1 and pad <= min(kh, kw) - 1 and kh == kw:
         # The input gradient of a stride-1 convolution is itself a stride-1 convolution of dout with the kernel
         # flipped in space and transposed in channels, padded by K-1-pad: the same fast routine serves both.
-        wflip = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)                                  # (C, O, KH, KW)
-        wmat = np.ascontiguousarray(wflip.transpose(0, 2, 3, 1).reshape(c, kh * kw * o), dtype=dout.dtype)
+        wd_ = w.astype(dout.dtype, copy=False)
         for i in range(n):
-            dx[i] = _conv_s1(dout[i], wmat, kh, kw, kh - 1 - pad)
+            _conv_s1_any(dout[i], wd_, kh - 1 - pad, dx[i], in_mask=None if mask is None else mask[i],
+                         transposed=True)
         return dx
+    if mask is not None:
+        dout = dout * mask
     wmat_t = np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c).T, dtype=dout.dtype)  # (KH*KW*C, O)
     rows = _rows_per_chunk(kh * kw * c, wo)
     for i in range(n):

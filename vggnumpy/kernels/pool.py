@@ -38,6 +38,9 @@ def forward(x, k=2, stride=2, pad=0, ceil=False, mode="max"):
     ho, wo, hp, wp = _geometry(h, w, k, stride, pad, ceil)
     if ho < 1 or wo < 1:
         raise ValueError(f"pool: input {h}x{w} is smaller than the {k}x{k} window")
+    if mode == "max" and k == stride == 2 and pad == 0 and hp == h and wp == w:
+        out, arg = _max2x2(x, ho, wo)
+        return out, (x.shape, k, stride, pad, ceil, mode, arg)
     fill = -np.inf if mode == "max" else 0
     if pad == 0 and hp == h and wp == w:
         xp = x
@@ -48,13 +51,14 @@ def forward(x, k=2, stride=2, pad=0, ceil=False, mode="max"):
         # Why it is fast: one vectorised compare per tap (k*k of them) instead of a loop per window;
         # the winning tap is kept as one byte per output, all that backward needs.
         out, arg = None, np.zeros((n, c, ho, wo), dtype=np.uint8)
+        better = np.empty((n, c, ho, wo), dtype=bool)
         for t, (si, sj) in _taps(k, stride, ho, wo):
             v = xp[:, :, si, sj]
             if out is None:
                 out = v.copy()
                 continue
-            better = v > out                      # strict: ties keep the first maximum
-            arg[better] = t
+            np.greater(v, out, out=better)        # strict: ties keep the first maximum
+            np.copyto(arg, np.uint8(t), where=better)
             np.maximum(out, v, out=out)
         return out, (x.shape, k, stride, pad, ceil, mode, arg)
     out = np.zeros((n, c, ho, wo), dtype=x.dtype)
@@ -64,10 +68,42 @@ def forward(x, k=2, stride=2, pad=0, ceil=False, mode="max"):
     return out, (x.shape, k, stride, pad, ceil, mode, None)
 
 
+def _max2x2(x, ho, wo):
+    """VGG's 2x2 stride-2 max pooling as two pairwise reductions: (N, C, H, W) -> out, arg (N, C, Ho, Wo).
+
+    Why it is fast: comparing the two columns of every window first, then the two rows of the (half as large)
+    result, takes 4 passes over the data instead of 3 per tap for 4 taps, and the second stage reads whole
+    contiguous rows. Ties still go to the first maximum in row-major window order: within a row the left element
+    wins a tie, then the top row's winner wins a tie with the bottom row's.
+    """
+    x = x[:, :, :2 * ho, :2 * wo]
+    left, right = x[:, :, :, 0::2], x[:, :, :, 1::2]                  # (N, C, 2Ho, Wo)
+    colmax = np.maximum(left, right)
+    colarg = right > left                                            # 1 where the right column wins
+    top, bot = colmax[:, :, 0::2], colmax[:, :, 1::2]                # (N, C, Ho, Wo)
+    out = np.maximum(top, bot)
+    lower = bot > top
+    arg = colarg[:, :, 0::2].view(np.uint8).copy()                   # tap 0 or 1: top row
+    np.add(colarg[:, :, 1::2].view(np.uint8), np.uint8(2), out=arg, where=lower)   # tap 2 or 3: bottom row
+    return out, arg
+
+
 def backward(dout, cache):
     """dout (N, C, Ho, Wo) -> dx (N, C, H, W)."""
     (n, c, h, w), k, stride, pad, ceil, mode, arg = cache
     ho, wo, hp, wp = _geometry(h, w, k, stride, pad, ceil)
+    if mode == "max" and k == stride and pad == 0 and hp == h and wp == w:
+        # Why it is fast: windows that tile the input without overlap give every input element to exactly one
+        # tap, so each tap writes its share straight into dx (a strided view): no zero fill of covered
+        # elements, no accumulation and no temporary but one reused mask.
+        dx = np.empty((n, c, h, w), dtype=dout.dtype)
+        dx[:, :, k * ho:] = 0                      # rows and columns no window covers (odd sizes)
+        dx[:, :, :, k * wo:] = 0
+        hit = np.empty((n, c, ho, wo), dtype=bool)
+        for t, (si, sj) in _taps(k, stride, ho, wo):
+            np.equal(arg, t, out=hit)
+            np.multiply(dout, hit, out=dx[:, :, si, sj])
+        return dx
     dxp = np.zeros((n, c, hp, wp), dtype=dout.dtype)
     if mode == "max":
         for t, (si, sj) in _taps(k, stride, ho, wo):

@@ -1,0 +1,141 @@
+"""Shared benchmark pieces: the random-weight objective in vggnumpy and the same objective written in PyTorch."""
+import os
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from vggnumpy import arch as archmod                      # noqa: E402
+from vggnumpy.network import Network                      # noqa: E402
+from vggnumpy.objective import Objective                  # noqa: E402
+from vggnumpy.transfer import DEFAULTS                    # noqa: E402
+from vggnumpy.weights import random_weights               # noqa: E402
+
+LAYERS = archmod.DEFAULT_LAYERS["vgg19"]
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process so far, in MiB.
+
+    On Linux, VmHWM of /proc/self/status: ru_maxrss (getrusage) survives fork+exec, so a worker started by a
+    parent that had imported torch would report the parent's peak. Elsewhere ru_maxrss (KiB on Linux, bytes on
+    macOS) is all there is.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    scale = 1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+
+
+def median_time(fn, repeats, warmup=1):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), times
+
+
+def images(size, seed=0):
+    """Content, style and starting images (3, size, size) float32 in [0, 1], from a seed."""
+    rng = np.random.default_rng(seed)
+    return [rng.random((3, size, size), dtype=np.float32) for _ in range(3)]
+
+
+def layer_weights():
+    cl, sl = LAYERS["content"], LAYERS["style"]
+    return {n: 1.0 / len(cl) for n in cl}, {n: 1.0 / len(sl) for n in sl}
+
+
+def our_objective(size, seed=0, weights=None, content=None, style=None):
+    """vggnumpy's Objective with DEFAULTS' loss weights on random VGG-19 weights (or the given ones)."""
+    w = weights or random_weights("vgg19", seed=0)
+    c, s, _ = images(size, seed)
+    content = c if content is None else content
+    style = s if style is None else style
+    cw, sw = layer_weights()
+    return Objective(Network(w, DEFAULTS["pooling"]), content, [style], [1.0], cw, sw,
+                     DEFAULTS["content_weight"], DEFAULTS["style_weight"], DEFAULTS["tv_weight"])
+
+
+def flops_per_eval(size):
+    """Multiply-adds x 2 of the convolutions to the deepest layer, forward plus input-gradient backward."""
+    shapes = archmod.feature_shapes("vgg19", size, size)
+    last = archmod.layer_names("vgg19").index(max(LAYERS["content"] + LAYERS["style"],
+                                                  key=archmod.layer_names("vgg19").index))
+    total = 0
+    for name, kind, p in archmod.get_table("vgg19")[:last + 1]:
+        if kind == "conv":
+            c, h, w = shapes[name]
+            fwd = 2 * h * w * c * p["cin"] * p["k"] * p["k"]
+            total += 2 * fwd                                # forward, and the input gradient (same size)
+    return total
+
+
+# ---------------------------------------------------------------- PyTorch: the same objective, same weights
+
+def torch_objective(obj, threads=2):
+    """A function img (3, H, W) numpy -> (loss, grad numpy) computing obj's loss with torch.nn modules."""
+    import torch
+    torch.set_num_threads(threads)
+    net, weights = obj.net, obj.net.weights
+    mods, names = [], []
+    last = max(archmod.layer_names("vgg19").index(n) for n in obj.layers)
+    for name, kind, p in archmod.get_table(weights.arch)[:last + 1]:
+        if kind == "conv":
+            m = torch.nn.Conv2d(p["cin"], p["cout"], p["k"], p["stride"], p["pad"])
+            w, b = weights.params[name]
+            m.weight = torch.nn.Parameter(torch.from_numpy(w.copy()), requires_grad=False)
+            m.bias = torch.nn.Parameter(torch.from_numpy(b.copy()), requires_grad=False)
+        elif kind == "relu":
+            m = torch.nn.ReLU()
+        else:
+            cls = torch.nn.MaxPool2d if net.pooling == "max" else torch.nn.AvgPool2d
+            m = cls(p["k"], p["stride"], ceil_mode=p["ceil"])
+        mods.append(m)
+        names.append(name)
+    order = [0, 1, 2] if weights.channel_order == "RGB" else [2, 1, 0]
+    mean = torch.tensor(weights.mean, dtype=torch.float32).reshape(3, 1, 1) / weights.pixel_scale
+    gain = torch.tensor([weights.pixel_scale / s for s in weights.std], dtype=torch.float32).reshape(3, 1, 1)
+    ctarget = {n: torch.from_numpy(t) for n, t in obj.content_targets.items()}
+    starget = {n: torch.from_numpy(t) for n, t in obj.style_targets.items()}
+
+    def loss_of(img):
+        h = ((img[order] - mean) * gain)[None]
+        total = 0.0
+        for name, m in zip(names, mods):
+            h = m(h)
+            if name in ctarget:
+                p = ctarget[name]
+                total = total + obj.content_weight * obj.content_layers[name] * ((h - p) ** 2).sum() / (p * p).sum()
+            if name in starget:
+                a = starget[name]
+                _, c, hh, ww = h.shape
+                f = h.reshape(c, hh * ww)
+                g = (f @ f.t() / (hh * ww))[None]
+                total = total + obj.style_weight * obj.style_layers[name] * ((g - a) ** 2).sum() / (a * a).sum()
+        if obj.tv_weight:
+            dh = img[:, 1:, :] - img[:, :-1, :]
+            dw = img[:, :, 1:] - img[:, :, :-1]
+            total = total + obj.tv_weight * ((dh * dh).sum() + (dw * dw).sum()) / img.numel()
+        return total
+
+    def evaluate(img):
+        t = torch.from_numpy(np.ascontiguousarray(img)).requires_grad_(True)
+        loss = loss_of(t)
+        loss.backward()
+        return float(loss.detach()), t.grad.numpy()
+
+    evaluate.loss_of = loss_of
+    return evaluate
