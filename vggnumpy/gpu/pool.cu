@@ -39,6 +39,15 @@ extern "C" __global__ void maxpool_fwd(const float* __restrict__ x, float* __res
     }
 }
 
+__device__ __forceinline__ void covering_windows(const int p, const int k, const int stride, const int n_out,
+                                                 int* first, int* end)
+{
+    // Along one axis: the windows i in [first, end) whose span [i*stride, i*stride + k) holds padded position p.
+    *first = p < k ? 0 : (p - k) / stride + 1;
+    const int e = p / stride + 1;
+    *end = e > n_out ? n_out : e;
+}
+
 extern "C" __global__ void maxpool_bwd(const float* __restrict__ dout, const unsigned char* __restrict__ arg,
                                        float* __restrict__ dx, const long long n,
                                        const int H, const int W, const int Ho, const int Wo,
@@ -52,12 +61,9 @@ extern "C" __global__ void maxpool_bwd(const float* __restrict__ dout, const uns
         const long long nc = t / H;
         const int hp = h + pad;
         const int wp = w + pad;
-        const int is = hp < k ? 0 : (hp - k) / stride + 1;
-        int ie = hp / stride + 1;
-        if (ie > Ho) ie = Ho;
-        const int js = wp < k ? 0 : (wp - k) / stride + 1;
-        int je = wp / stride + 1;
-        if (je > Wo) je = Wo;
+        int is, ie, js, je;
+        covering_windows(hp, k, stride, Ho, &is, &ie);
+        covering_windows(wp, k, stride, Wo, &js, &je);
         const long long base = nc * Ho * Wo;
         float sum = 0.0f;
         for (int i = is; i < ie; ++i) {
@@ -120,12 +126,9 @@ extern "C" __global__ void avgpool_bwd(const float* __restrict__ dout, float* __
         const long long nc = t / H;
         const int hp = h + pad;
         const int wp = w + pad;
-        const int is = hp < k ? 0 : (hp - k) / stride + 1;
-        int ie = hp / stride + 1;
-        if (ie > Ho) ie = Ho;
-        const int js = wp < k ? 0 : (wp - k) / stride + 1;
-        int je = wp / stride + 1;
-        if (je > Wo) je = Wo;
+        int is, ie, js, je;
+        covering_windows(hp, k, stride, Ho, &is, &ie);
+        covering_windows(wp, k, stride, Wo, &js, &je);
         const long long base = nc * Ho * Wo;
         float sum = 0.0f;
         for (int i = is; i < ie; ++i)
