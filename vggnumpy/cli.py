@@ -138,7 +138,7 @@ def build_parser():
     d = sub.add_parser("demo", help="draw a landscape and a brush-stroke texture, and paint one in the other's style")
     d.add_argument("-o", "--output", default="demo.png", help="output (default demo.png)")
     add_style_options(d)
-    d.set_defaults(func=cmd_demo, size=192, iterations=60)
+    d.set_defaults(func=cmd_demo, size=192, scales=1, iterations=60)
     from . import weights_cli
     weights_cli.add_parser(sub)
     return p

@@ -24,11 +24,17 @@ def lbfgs(fun, x0, iterations, lower=0.0, upper=1.0, memory=20, on_iter=None):
     from scipy.optimize import Bounds, minimize
 
     x = np.asarray(x0, dtype=np.float64).ravel().copy()
-    f0, _ = fun(x.astype(np.float32))
+    f0, g0 = fun(x.astype(np.float32))
     scale = 1.0 / abs(f0) if f0 != 0 and np.isfinite(f0) else 1.0
+    first = {"x": x.copy(), "fg": (f0, g0)}          # scipy asks for f(x0) again: answer it from here
 
     def f64(z):
-        f, g = fun(z.astype(np.float32))
+        if first and np.array_equal(z, first["x"]):
+            f, g = first.pop("fg")
+            first.clear()
+        else:
+            first.clear()
+            f, g = fun(z.astype(np.float32))
         return float(f) * scale, np.asarray(g, dtype=np.float64).ravel() * scale
 
     state = {"done": 0, "best": float(f0) * scale}

@@ -233,7 +233,8 @@ def stylize(content, styles, *, output=None, style_blend_weights=None, style_sca
                 x, _ = adam(fun, x0_flat, n_iter, lr=o["learning_rate"], on_iter=on_iter)
             if keep_best and best["x"] is not None and best["loss"] <= history[-1][1]:
                 x = best["x"]
-            last_loss, _, last_parts = obj.evaluate(xp.asarray(x.reshape(shape)), with_grad=False)
+            if final:                                   # the reported loss and its terms, at the kept iterate
+                last_loss, _, last_parts = obj.evaluate(xp.asarray(x.reshape(shape)), with_grad=False)
             evaluations += obj.evaluations
             done_total += n_iter
             result_img = x.reshape(shape).transpose(1, 2, 0).copy()
