@@ -5,6 +5,15 @@
 // clipped to the padded input [-pad, size + pad). Backward is a gather (one thread per input), no atomics.
 // Compiled by NVRTC through cupy.RawModule and by nvcc in tests/test_nvcc.py: extern "C", no headers.
 
+__device__ __forceinline__ long long split_nchw(const long long idx, const int rows, const int cols, int* r, int* c)
+{
+    // Flat index of an (N*C, rows, cols) array -> its row r, column c, and plane n*C + ch (returned).
+    *c = (int)(idx % cols);
+    const long long t = idx / cols;
+    *r = (int)(t % rows);
+    return t / rows;
+}
+
 extern "C" __global__ void maxpool_fwd(const float* __restrict__ x, float* __restrict__ out,
                                        unsigned char* __restrict__ arg, const long long n,
                                        const int H, const int W, const int Ho, const int Wo,
@@ -13,10 +22,8 @@ extern "C" __global__ void maxpool_fwd(const float* __restrict__ x, float* __res
     const float neg_inf = __int_as_float(0xff800000);
     for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < n;
          idx += (long long)blockDim.x * gridDim.x) {
-        const int j = (int)(idx % Wo);
-        const long long t = idx / Wo;
-        const int i = (int)(t % Ho);
-        const long long nc = t / Ho;
+        int i, j;
+        const long long nc = split_nchw(idx, Ho, Wo, &i, &j);
         const float* xc = x + nc * H * W;
         const int h0 = i * stride - pad;
         const int w0 = j * stride - pad;
@@ -55,10 +62,8 @@ extern "C" __global__ void maxpool_bwd(const float* __restrict__ dout, const uns
 {
     for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < n;
          idx += (long long)blockDim.x * gridDim.x) {
-        const int w = (int)(idx % W);
-        const long long t = idx / W;
-        const int h = (int)(t % H);
-        const long long nc = t / H;
+        int h, w;
+        const long long nc = split_nchw(idx, H, W, &h, &w);
         const int hp = h + pad;
         const int wp = w + pad;
         int is, ie, js, je;
@@ -94,10 +99,8 @@ extern "C" __global__ void avgpool_fwd(const float* __restrict__ x, float* __res
 {
     for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < n;
          idx += (long long)blockDim.x * gridDim.x) {
-        const int j = (int)(idx % Wo);
-        const long long t = idx / Wo;
-        const int i = (int)(t % Ho);
-        const long long nc = t / Ho;
+        int i, j;
+        const long long nc = split_nchw(idx, Ho, Wo, &i, &j);
         const float* xc = x + nc * H * W;
         const int h0 = i * stride - pad;
         const int w0 = j * stride - pad;
@@ -120,10 +123,8 @@ extern "C" __global__ void avgpool_bwd(const float* __restrict__ dout, float* __
 {
     for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < n;
          idx += (long long)blockDim.x * gridDim.x) {
-        const int w = (int)(idx % W);
-        const long long t = idx / W;
-        const int h = (int)(t % H);
-        const long long nc = t / H;
+        int h, w;
+        const long long nc = split_nchw(idx, H, W, &h, &w);
         const int hp = h + pad;
         const int wp = w + pad;
         int is, ie, js, je;
