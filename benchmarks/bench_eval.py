@@ -44,6 +44,7 @@ def run_worker(impl, size, evals, threads):
     env = dict(os.environ)
     env.setdefault("OPENBLAS_NUM_THREADS", str(threads))
     env.setdefault("OMP_NUM_THREADS", str(threads))
+    env.setdefault("VGGNUMPY_THREADS", str(threads))       # our elementwise passes (kernels/parallel.py)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", impl, "--size", str(size), "--per-round",
            str(evals), "--threads", str(threads)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -1,10 +1,13 @@
-"""Time each VGG-19 convolution (to conv5_1) forward and backward on its own, against the machine's GEMM rate.
+"""Time each VGG-19 convolution (to conv5_1) forward and backward on its own, against the machine's GEMM rate
+and against PyTorch's CPU convolution in the same run.
 
     python benchmarks/bench_layers.py --size 512
 
 Every kernel path is first compared with the loop reference (conv.forward_ref / backward_ref, float64) on a
-small input with the layer's channel counts; a path that disagrees is not timed. Both 3x3 paths are timed: the
-shifted-slice GEMMs ("direct") and Winograd F(2x2, 3x3); the fused conv+ReLU forward is what Network runs.
+small input with the layer's channel counts; a path that disagrees is not timed. All three stride-1 paths are
+timed: Winograd F(4x4, 3x3) ("winograd"), shifted-slice GEMMs ("slices") and a column block ("columns"); the
+fused conv+ReLU forward and its backward (ReLU mask, then the input gradient) are what Network runs, and what
+the torch column times (conv2d + relu, and backward to the input only).
 """
 import argparse
 import os
@@ -43,16 +46,41 @@ def check(c, o, path):
                          "not timing")
 
 
+PATHS = ("winograd", "slices", "columns")
+
+
 class forced:
-    """Context manager forcing conv's 3x3 path: 'direct' or 'winograd'."""
+    """Context manager forcing conv's stride-1 path: 'winograd', 'slices' or 'columns'."""
     def __init__(self, path):
-        self.value = None if path == "direct" else 1
+        self.values = {"winograd": (1, 0, 0), "slices": (None, 0, 0), "columns": (None, 0, 1 << 30)}[path]
 
     def __enter__(self):
-        self.old, conv.WINOGRAD_MIN_CHANNELS = conv.WINOGRAD_MIN_CHANNELS, self.value
+        self.old = conv.WINOGRAD_MIN_CHANNELS, conv.WINOGRAD_MIN_PIXELS, conv.COLUMNS_MAX_K
+        conv.WINOGRAD_MIN_CHANNELS, conv.WINOGRAD_MIN_PIXELS, conv.COLUMNS_MAX_K = self.values
 
     def __exit__(self, *exc):
-        conv.WINOGRAD_MIN_CHANNELS = self.old
+        conv.WINOGRAD_MIN_CHANNELS, conv.WINOGRAD_MIN_PIXELS, conv.COLUMNS_MAX_K = self.old
+
+
+def torch_layer(x, w, b, repeats):
+    """(forward s, backward s) of relu(conv2d(x)) and its input gradient in PyTorch, or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(int(os.environ.get("OPENBLAS_NUM_THREADS", "0")) or os.cpu_count())
+    xt, wt, bt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
+    with torch.no_grad():
+        tf, _ = common.median_time(lambda: torch.relu(torch.nn.functional.conv2d(xt, wt, bt, padding=1)), repeats)
+    xg = xt.clone().requires_grad_(True)
+    y = torch.relu(torch.nn.functional.conv2d(xg, wt, bt, padding=1))
+    g = torch.randn_like(y)
+
+    def back():                                   # the same graph's backward, kept for every repeat
+        y.backward(g, retain_graph=True)
+        xg.grad = None
+    tb, _ = common.median_time(back, repeats)
+    return tf, tb
 
 
 def main():
@@ -61,9 +89,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--gemm", type=int, default=4096, help="side of the square sgemm that sets the machine rate")
     a = ap.parse_args()
-    rule = (f"Winograd when min(C, O) >= {conv.WINOGRAD_MIN_CHANNELS}" if conv.WINOGRAD_MIN_CHANNELS
-            else "direct everywhere (conv.WINOGRAD_MIN_CHANNELS is None)")
-    print(f"load average at start: {os.getloadavg()[0]:.2f}; default path: {rule}")
+    print(f"load average at start: {os.getloadavg()[0]:.2f}; default rule: Winograd when min(C, O) >= "
+          f"{conv.WINOGRAD_MIN_CHANNELS} and Ho*Wo >= {conv.WINOGRAD_MIN_PIXELS}, columns when 9*C <= {conv.COLUMNS_MAX_K}, else slices")
     peak = gemm_rate(a.gemm, a.repeats)
     print(f"sgemm {a.gemm}^3: {peak:.0f} GFLOP/s")
     shapes = archmod.feature_shapes("vgg19", a.size, a.size)
@@ -71,9 +98,9 @@ def main():
               if k == "conv"]
     checked = set()
     rng = np.random.default_rng(1)
-    print("\n| layer | C->O | HxW | GFLOP | path | fwd s | fwd GFLOP/s | bwd s | bwd GFLOP/s | % of sgemm |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    totals = {"direct": 0.0, "winograd": 0.0, "default": 0.0}
+    print("\n| layer | C->O | HxW | GFLOP | path | fwd s | fwd GFLOP/s | bwd s | bwd GFLOP/s | % of sgemm | vs torch |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    totals = dict.fromkeys(PATHS + ("default", "torch"), 0.0)
     for name, p in layers:
         c, o = p["cin"], p["cout"]
         _, h, w = shapes[name]
@@ -81,7 +108,13 @@ def main():
         wt = (rng.standard_normal((o, c, 3, 3), dtype=np.float32) * np.float32(np.sqrt(2 / (9 * c))))
         b = np.zeros(o, np.float32)
         gflop = 2 * o * c * 9 * h * w / 1e9
-        for path in ("direct", "winograd"):
+        default = conv.stride1_path(c, o, 3, 3, h * w)
+        tt = torch_layer(x, wt, b, a.repeats)
+        if tt is not None:
+            totals["torch"] += sum(tt)
+            print(f"| {name} | {c}->{o} | {h}x{w} | {gflop:.1f} | torch | {tt[0]:.3f} | {gflop / tt[0]:.0f} | "
+                  f"{tt[1]:.3f} | {gflop / max(tt[1], 1e-9):.0f} | {100 * 2 * gflop / sum(tt) / peak:.0f} | 1.00 |")
+        for path in PATHS:
             if (c, o, path) not in checked:
                 check(c, o, path)
                 checked.add((c, o, path))
@@ -91,18 +124,21 @@ def main():
                 d = rng.standard_normal(y.shape, dtype=np.float32)
                 tb, _ = common.median_time(lambda: conv.backward(d, cache), a.repeats)
             totals[path] += tf + tb
-            default = "winograd" if conv._use_winograd(3, 3, c, o) else "direct"
             if path == default:
                 totals["default"] += tf + tb
+            ratio = f"{(tf + tb) / sum(tt):.2f}" if tt is not None else "-"
             print(f"| {name} | {c}->{o} | {h}x{w} | {gflop:.1f} | {path}{' *' if path == default else ''} | "
-                  f"{tf:.3f} | {gflop / tf:.0f} | {tb:.3f} | {gflop / tb:.0f} | {100 * 2 * gflop / (tf + tb) / peak:.0f} |")
-    print("\n(* = the path the default WINOGRAD_MIN_CHANNELS picks)")
-    print("all convs, fwd+bwd: " + ", ".join(f"{k} {v:.2f} s" for k, v in totals.items()))
+                  f"{tf:.3f} | {gflop / tf:.0f} | {tb:.3f} | {gflop / tb:.0f} | {100 * 2 * gflop / (tf + tb) / peak:.0f} "
+                  f"| {ratio} |")
+    print("\n(* = the path conv.stride1_path picks by default; 'vs torch' = (fwd + bwd) / torch's in this run)")
+    print("all convs, fwd+bwd: " + ", ".join(f"{k} {v:.2f} s" for k, v in totals.items() if v))
 
+    # ReLU alone and VGG's pooling (average, the default, and max), for the largest activation of each block.
     # ReLU alone and max pooling, for the largest activation of each block.
     print("\n| kernel | shape | fwd s | bwd s |")
     print("|---|---|---|---|")
-    for name in ("relu1_2", "relu3_4", "pool1", "pool3"):
+    for name, mode in (("relu1_2", None), ("relu3_4", None), ("pool1", "avg"), ("pool1", "max"),
+                       ("pool3", "avg"), ("pool3", "max")):
         cc, h, w = shapes[name] if name.startswith("relu") else shapes[name.replace("pool", "relu") + "_2"]
         x = rng.standard_normal((1, cc, h, w), dtype=np.float32)
         if name.startswith("relu"):
@@ -110,10 +146,10 @@ def main():
             y, cache = relu.forward(x)
             tb, _ = common.median_time(lambda: relu.backward(y, cache), a.repeats)
         else:
-            tf, _ = common.median_time(lambda: pool.forward(x), a.repeats)
-            y, cache = pool.forward(x)
+            tf, _ = common.median_time(lambda: pool.forward(x, mode=mode), a.repeats)
+            y, cache = pool.forward(x, mode=mode)
             tb, _ = common.median_time(lambda: pool.backward(y, cache), a.repeats)
-        print(f"| {name} | {cc}x{h}x{w} | {tf:.3f} | {tb:.3f} |")
+        print(f"| {name}{' ' + mode if mode else ''} | {cc}x{h}x{w} | {tf:.3f} | {tb:.3f} |")
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
 
 

@@ -3,12 +3,14 @@
 forward(x, w, b, stride, pad) -> (out, cache); forward_relu(...) the same followed by a ReLU, fused;
 backward(dout, cache) -> dx (applying the ReLU's mask when the cache came from forward_relu). Weight gradients
 are never needed: style transfer optimises pixels only. forward_ref/backward_ref are loop versions for tests and
-benchmarks. Stride 1 runs as shifted-slice GEMMs (_conv_s1) or, optionally, Winograd F(2x2, 3x3); other strides
-as chunked im2col.
+benchmarks. Stride 1 runs as Winograd F(4x4, 3x3) (winograd.py) where the channel counts make it pay, else as
+shifted-slice GEMMs or a column block (_conv_s1); other strides as chunked im2col.
 """
 import weakref
 
 import numpy as np
+
+from . import parallel, winograd
 
 # How many float elements one block of work may hold (columns of im2col, an input band, an output block):
 # blocks are built, multiplied and dropped one after another, so nothing of a whole large layer is duplicated.
@@ -42,76 +44,88 @@ def _tap_weights(w, transposed=False):
     return np.ascontiguousarray(taps).reshape(-1, taps.shape[2])
 
 
-def _conv_s1(x, wall, kh, kw, pad, out, bias=None, relu_mask=None, in_mask=None):
-    """Stride-1 convolution of one image x (C, H, W) with wall (KH*KW*O, C), written into out (O, Ho, Wo).
+def _conv_s1(x, wmat, kh, kw, pad, out, bias=None, relu_mask=None, in_mask=None, columns=False):
+    """Stride-1 convolution of one image x (C, H, W), written into out (O, Ho, Wo).
 
+    wmat is (KH*KW*O, C) from _tap_weights (shifted slices) or, with columns=True, (O, KH*KW*C) from
+    _column_weights (a column block per band, for inputs with few channels).
     Why it is fast: a block of whole output rows needs a band of padded input rows; flattened to (C, m), moving
     the kernel by (i, j) is a plain offset i*Wp + j into that band. So ONE GEMM (KH*KW*O, C) @ (C, m) gives every
     tap's response at every band position, and tap t's contribution to the outputs is the slice Y[t][:, off_t:]:
     the KH*KW shifted slices are summed (no window or column matrix is ever copied, only the band, with KH-1 halo
     rows). One call per block with M = KH*KW*O rows lets BLAS pack the band once for all taps, which matters for
-    the 64- and 128-channel layers where a K=C, M=O product is dominated by packing, and it means one thread
-    hand-off per block instead of KH*KW. The block stays in cache while the bias, the ReLU and its mask are
-    applied, and is then written out once; the KW-1 wrap-around columns of each row are dropped.
+    the 64- and 128-channel layers where a K=C, M=O product is dominated by packing. When C is small (conv1_1's
+    3 channels) a K=C product is hopeless, so the shifted slices are instead copied, each one contiguous run per
+    channel, into a (KH*KW*C, m) column block for one (O, KH*KW*C) GEMM. Either way the block stays in cache
+    while the bias, the ReLU and its mask are applied, split over the cores (parallel.split), and is then
+    written out once; the KW-1 wrap-around columns of each row are dropped.
     in_mask (C, H, W) bool multiplies x while the band is copied (the backward of the ReLU that followed, for
     free); relu_mask (O, Ho, Wo) bool, when given, asks for out = max(conv, 0) and receives out > 0.
     """
     c, h, w = x.shape
     taps = kh * kw
-    o = wall.shape[0] // taps
+    o = wmat.shape[0] if columns else wmat.shape[0] // taps
     wp = w + 2 * pad
     ho, wo = h + 2 * pad - kh + 1, wp - kw + 1
     offs = [i * wp + j for i in range(kh) for j in range(kw)]
-    rows = max(1, min(ho, CHUNK_ELEMS // (max(taps * o, c) * wp)))   # whole output rows per block
+    per_col = taps * c + o if columns else max(taps * o, c)
+    rows = max(1, min(ho, CHUNK_ELEMS // (per_col * wp)))            # whole output rows per block
     band_buf = np.empty(c * ((rows + kh - 1) * wp + kw - 1), dtype=x.dtype)
-    y_buf = np.empty(taps * o * ((rows + kh - 1) * wp + kw - 1), dtype=x.dtype)
+    y_buf = np.empty((taps * c + o if columns else taps * o) * ((rows + kh - 1) * wp + kw - 1), dtype=x.dtype)
     for r0 in range(0, ho, rows):
         r1 = min(r0 + rows, ho)
         n, m = (r1 - r0) * wp, (r1 - r0 + kh - 1) * wp + kw - 1
         band = band_buf[:c * m].reshape(c, m)                          # (C, band rows * Wp + KW-1)
-        band[...] = 0
         top, bot = max(r0 - pad, 0), min(r1 + kh - 1 - pad, h)         # image rows inside the band
-        if bot > top:
-            dst = band[:, :m - kw + 1].reshape(c, -1, wp)[:, top - (r0 - pad):bot - (r0 - pad), pad:pad + w]
-            if in_mask is None:
-                dst[...] = x[:, top:bot]
-            else:
-                np.multiply(x[:, top:bot], in_mask[:, top:bot], out=dst)
-        y = y_buf[:taps * o * m].reshape(taps, o, m)
-        np.matmul(wall, band, out=y.reshape(taps * o, m))             # (KH*KW*O, m): all taps at once
-        acc = y[0, :, :n]                                              # tap 0 has offset 0: sum in place
-        for t in range(1, taps):
-            acc += y[t, :, offs[t]:offs[t] + n]
-        if bias is not None:
-            acc += bias[:, None]
-        blk = acc.reshape(o, r1 - r0, wp)[:, :, :wo]                  # (O, rows, Wo)
-        if relu_mask is None:
-            out[:, r0:r1] = blk
+
+        def fill(a, b):
+            band[a:b] = 0
+            if bot > top:
+                dst = band[a:b, :m - kw + 1].reshape(b - a, -1, wp)[:, top - (r0 - pad):bot - (r0 - pad), pad:pad + w]
+                if in_mask is None:
+                    dst[...] = x[a:b, top:bot]
+                else:
+                    np.multiply(x[a:b, top:bot], in_mask[a:b, top:bot], out=dst)
+        parallel.split(fill, c, min_size=8)
+        if columns:
+            cols = y_buf[:taps * c * n].reshape(taps, c, n)
+            parallel.split(lambda a, b: [np.copyto(cols[t], band[:, offs[t]:offs[t] + n]) for t in range(a, b)], taps)
+            acc = y_buf[taps * c * n:taps * c * n + o * n].reshape(o, n)
+            np.matmul(wmat, cols.reshape(taps * c, n), out=acc)          # (O, KH*KW*C) @ (KH*KW*C, n)
         else:
-            np.maximum(blk, 0, out=out[:, r0:r1])
-            np.greater(out[:, r0:r1], 0, out=relu_mask[:, r0:r1])
+            y = y_buf[:taps * o * m].reshape(taps, o, m)
+            np.matmul(wmat, band, out=y.reshape(taps * o, m))             # (KH*KW*O, m): all taps at once
+
+        def finish(a, b):                                              # output channels a..b
+            if columns:
+                s = acc[a:b]
+            else:
+                s = y[0, a:b, :n]                                      # tap 0 has offset 0: sum in place
+                for t in range(1, taps):
+                    s += y[t, a:b, offs[t]:offs[t] + n]
+            if bias is not None:
+                s += bias[a:b, None]
+            blk = s.reshape(b - a, r1 - r0, wp)[:, :, :wo]            # (O, rows, Wo)
+            if relu_mask is None:
+                out[a:b, r0:r1] = blk
+            else:
+                np.maximum(blk, 0, out=out[a:b, r0:r1])
+                np.greater(out[a:b, r0:r1], 0, out=relu_mask[a:b, r0:r1])
+        parallel.split(finish, o, min_size=8)
     return out
 
 
-# ---------------------------------------------------------------- Winograd F(2x2, 3x3)
-# Each 2x2 block of outputs of a 3x3 convolution is A^T [ (G g G^T) * (B^T d B) ] A for the 4x4 input tile d:
-# 16 multiplications per tile and channel pair instead of 36, so the GEMMs do 2.25x less work. The transforms
-# are additions only but are separate NumPy passes over strided data, so they pay off only when the channel
-# counts are large enough for the GEMMs to dominate (see WINOGRAD_MIN_CHANNELS and benchmarks/README.md).
-WINOGRAD_MIN_CHANNELS = None      # use Winograd when both C and O are at least this; None: never (measured slower here)
-_G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])
-
-
-def _winograd_weights(w):
-    """(O, C, 3, 3) -> U (16, O, C) = G g G^T per (O, C) pair."""
-    g = _G.astype(w.dtype)
-    u = np.einsum("ik,ockl,jl->ijoc", g, w, g, optimize=True)      # (4, 4, O, C)
-    return np.ascontiguousarray(u.reshape(16, w.shape[0], w.shape[1]))
+# Winograd F(4x4, 3x3) (winograd.py) does 4x fewer multiplications but adds two transforms whose cost grows with
+# C and O separately, and a per-call kernel transform whose cost grows with C*O only: it pays once both channel
+# counts and the image are large. The thresholds come from bench_layers.py (benchmarks/README.md): at 512 px it
+# wins from conv3_2 on (256 channels, 128x128) and loses on conv3_1 (128 -> 256) and on 32x32 and smaller maps.
+WINOGRAD_MIN_CHANNELS = 256       # Winograd when C and O are both at least this; None: never
+WINOGRAD_MIN_PIXELS = 48 * 48     # ... and the output has at least this many pixels
+COLUMNS_MAX_K = 64                # a column block (one K = KH*KW*C GEMM) when KH*KW*C is at most this
 
 
 def _cached(w, kind, make):
-    """make(w), computed once per kernel array (weights do not change between evaluations); Winograd only,
-    as its transformed kernels cost a little time to make."""
+    """make(w), computed once per kernel array (weights do not change between evaluations)."""
     key = (id(w), kind)
     hit = _CACHE.get(key)
     if hit is not None and hit[0]() is w:
@@ -127,72 +141,38 @@ def _cached(w, kind, make):
 _CACHE = {}                       # (id(kernel), kind) -> (weak reference to the kernel, derived array)
 
 
-def _conv3x3_winograd(x, u, pad, out, bias=None, relu_mask=None, in_mask=None):
-    """Same contract as _conv_s1 for a 3x3 kernel given as U (16, O, C) from _winograd_weights."""
-    c, h, w = x.shape
-    o = u.shape[1]
-    ho, wo = h + 2 * pad - 2, w + 2 * pad - 2
-    th, tw = (ho + 1) // 2, (wo + 1) // 2                            # 2x2 output tiles
-    d = np.zeros((c, 2 * th + 2, 2 * tw + 2), dtype=x.dtype)       # padded so every 4x4 tile is inside
-    hh, ww = min(h, 2 * th + 2 - pad), min(w, 2 * tw + 2 - pad)
-    if in_mask is None:
-        d[:, pad:pad + hh, pad:pad + ww] = x[:, :hh, :ww]
-    else:
-        np.multiply(x[:, :hh, :ww], in_mask[:, :hh, :ww], out=d[:, pad:pad + hh, pad:pad + ww])
-    y = np.empty((o, 2 * th, 2 * tw), dtype=x.dtype)               # (O, 2*th, 2*tw) then cropped
-    rows = max(1, min(th, CHUNK_ELEMS // (16 * max(c, o) * tw)))  # tile rows per block
-    V = np.empty((16, c, rows * tw), dtype=x.dtype)
-    M = np.empty((16, o, rows * tw), dtype=x.dtype)
-    T = np.empty((4, c, rows, 2 * tw + 2), dtype=x.dtype)
-    P = np.empty((2, 4, o, rows, tw), dtype=x.dtype)
-    for r0 in range(0, th, rows):
-        n = min(rows, th - r0)
-        dr = d[:, 2 * r0:2 * (r0 + n) + 2]
-        r = [dr[:, k:k + 2 * n:2] for k in range(4)]                 # row k of every tile: (C, n, Wp)
-        t = T[:, :, :n]                                              # B^T d: rows
-        np.subtract(r[0], r[2], out=t[0]); np.add(r[1], r[2], out=t[1])        # noqa: E702
-        np.subtract(r[2], r[1], out=t[2]); np.subtract(r[1], r[3], out=t[3])   # noqa: E702
-        v = V[:, :, :n * tw].reshape(4, 4, c, n, tw)                 # (B^T d) B: columns
-        for i in range(4):
-            q = [t[i][:, :, k:k + 2 * tw:2] for k in range(4)]
-            np.subtract(q[0], q[2], out=v[i, 0]); np.add(q[1], q[2], out=v[i, 1])        # noqa: E702
-            np.subtract(q[2], q[1], out=v[i, 2]); np.subtract(q[1], q[3], out=v[i, 3])   # noqa: E702
-        m = M[:, :, :n * tw]
-        np.matmul(u, V[:, :, :n * tw], out=m)                        # 16 GEMMs (O, C) @ (C, tiles)
-        m = m.reshape(4, 4, o, n, tw)
-        p = P[:, :, :, :n]                                           # A^T m: rows
-        np.add(m[0], m[1], out=p[0]); p[0] += m[2]                   # noqa: E702
-        np.subtract(m[1], m[2], out=p[1]); p[1] -= m[3]              # noqa: E702
-        yv = y[:, 2 * r0:2 * (r0 + n)]
-        for a in range(2):                                           # (A^T m) A: columns
-            y0, y1 = yv[:, a::2, 0::2], yv[:, a::2, 1::2]
-            np.add(p[a, 0], p[a, 1], out=y0); y0 += p[a, 2]          # noqa: E702
-            np.subtract(p[a, 1], p[a, 2], out=y1); y1 -= p[a, 3]     # noqa: E702
-    y = y[:, :ho, :wo]
-    if bias is not None:
-        y += bias[:, None, None]
-    if relu_mask is None:
-        out[...] = y
-    else:
-        np.maximum(y, 0, out=out)
-        np.greater(out, 0, out=relu_mask)
-    return out
+def _column_weights(w):
+    """(O, C, KH, KW) -> (O, KH*KW*C), columns in tap-major order like the column block."""
+    o, c, kh, kw = w.shape
+    return np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c))
 
 
-def _use_winograd(kh, kw, c, o):
-    return (kh == kw == 3 and WINOGRAD_MIN_CHANNELS is not None
-            and min(c, o) >= WINOGRAD_MIN_CHANNELS)
+def stride1_path(c, o, kh, kw, pixels):
+    """Which stride-1 routine runs a C -> O convolution with a KH x KW kernel and `pixels` outputs per channel:
+    'winograd', 'columns' or 'slices'."""
+    if (kh == kw == 3 and WINOGRAD_MIN_CHANNELS is not None and min(c, o) >= WINOGRAD_MIN_CHANNELS
+            and pixels >= WINOGRAD_MIN_PIXELS):
+        return "winograd"
+    return "columns" if kh * kw * c <= COLUMNS_MAX_K else "slices"
 
 
 def _conv_s1_any(x, w, pad, out, bias=None, relu_mask=None, in_mask=None, transposed=False):
     """Stride-1 convolution of one image with kernel w (O, C, KH, KW), or with its flipped transpose
-    (transposed=True: the input gradient's kernel), by Winograd or by shifted slices."""
+    (transposed=True: the input gradient's kernel), by Winograd, a column block or shifted slices."""
     o, c, kh, kw = w.shape
-    if _use_winograd(kh, kw, c, o):
-        u = (_cached(w, "winograd-t", lambda w: _winograd_weights(_flipped(w))) if transposed
-             else _cached(w, "winograd", _winograd_weights))
-        return _conv3x3_winograd(x, u, pad, out, bias, relu_mask, in_mask)
-    return _conv_s1(x, _tap_weights(w, transposed), kh, kw, pad, out, bias, relu_mask, in_mask)
+    if transposed:
+        o, c = c, o
+    path = stride1_path(c, o, kh, kw, out.shape[1] * out.shape[2])
+    if path == "winograd":
+        u = winograd.weights(w, flipped=transposed)                   # (36, O, C), made per call: see weights()
+        if transposed:
+            u = u.transpose(0, 2, 1)                                   # (36, C, O): channels swapped, no copy
+        return winograd.conv3x3(x, u, pad, out, bias, relu_mask, in_mask, chunk=CHUNK_ELEMS)
+    if path == "columns":
+        wmat = _cached(w, ("columns", transposed), lambda w: _column_weights(_flipped(w) if transposed else w))
+        return _conv_s1(x, wmat, kh, kw, pad, out, bias, relu_mask, in_mask, columns=True)
+    wall = _cached(w, ("taps", transposed), lambda w: _tap_weights(w, transposed))
+    return _conv_s1(x, wall, kh, kw, pad, out, bias, relu_mask, in_mask)
 
 
 def _im2col_rows(xp, kh, kw, stride, r0, r1, wo, cols):
