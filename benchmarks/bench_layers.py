@@ -4,10 +4,10 @@ and against PyTorch's CPU convolution in the same run.
     python benchmarks/bench_layers.py --size 512
 
 Every kernel path is first compared with the loop reference (conv.forward_ref / backward_ref, float64) on a
-small input with the layer's channel counts; a path that disagrees is not timed. All three stride-1 paths are
-timed: Winograd F(4x4, 3x3) ("winograd"), shifted-slice GEMMs ("slices") and a column block ("columns"); the
-fused conv+ReLU forward and its backward (ReLU mask, then the input gradient) are what Network runs, and what
-the torch column times (conv2d + relu, and backward to the input only).
+small input with the layer's channel counts; a path that disagrees is not timed. All four stride-1 paths are
+timed: Winograd F(4x4, 3x3) ("winograd") and the three direct ways of conv._conv_s1 ("rows", "slices",
+"columns"). The fused conv+ReLU forward and its backward (ReLU mask, then the input gradient) are what Network
+runs, and what the torch row times (conv2d + relu, and backward to the input only).
 """
 import argparse
 import os
@@ -46,20 +46,19 @@ def check(c, o, path):
                          "not timing")
 
 
-PATHS = ("winograd", "slices", "columns")
+PATHS = ("winograd",) + conv.DIRECT_WAYS
 
 
 class forced:
-    """Context manager forcing conv's stride-1 path: 'winograd', 'slices' or 'columns'."""
+    """Context manager forcing conv's stride-1 path: 'winograd' or one of conv.DIRECT_WAYS."""
     def __init__(self, path):
-        self.values = {"winograd": (1, 0, 0), "slices": (None, 0, 0), "columns": (None, 0, 1 << 30)}[path]
+        self.path = path
 
     def __enter__(self):
-        self.old = conv.WINOGRAD_MIN_CHANNELS, conv.WINOGRAD_MIN_PIXELS, conv.COLUMNS_MAX_K
-        conv.WINOGRAD_MIN_CHANNELS, conv.WINOGRAD_MIN_PIXELS, conv.COLUMNS_MAX_K = self.values
+        self.old, conv.FORCE = conv.FORCE, self.path
 
     def __exit__(self, *exc):
-        conv.WINOGRAD_MIN_CHANNELS, conv.WINOGRAD_MIN_PIXELS, conv.COLUMNS_MAX_K = self.old
+        conv.FORCE = self.old
 
 
 def torch_layer(x, w, b, repeats):
@@ -90,7 +89,7 @@ def main():
     ap.add_argument("--gemm", type=int, default=4096, help="side of the square sgemm that sets the machine rate")
     a = ap.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}; default rule: Winograd when min(C, O) >= "
-          f"{conv.WINOGRAD_MIN_CHANNELS} and Ho*Wo >= {conv.WINOGRAD_MIN_PIXELS}, columns when 9*C <= {conv.COLUMNS_MAX_K}, else slices")
+          f"{conv.WINOGRAD_MIN_CHANNELS} and Ho*Wo >= {conv.WINOGRAD_MIN_PIXELS}, columns when 9*C <= {conv.COLUMNS_MAX_K}, else rows")
     peak = gemm_rate(a.gemm, a.repeats)
     print(f"sgemm {a.gemm}^3: {peak:.0f} GFLOP/s")
     shapes = archmod.feature_shapes("vgg19", a.size, a.size)

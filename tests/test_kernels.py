@@ -59,23 +59,20 @@ def test_conv_finite_differences(case, rng):
 
 
 WINOGRAD_CASES = [c for c in CONV_CASES if c[2] == 3 and c[3] == 1] + [(6, 5, 3, 1, 1, 11, 6), (4, 3, 3, 1, 2, 5, 8)]
-PATHS = ["winograd", "slices", "columns"]
+PATHS = ["winograd"] + list(conv.DIRECT_WAYS)
 
 
 def force_path(monkeypatch, path):
     """Make conv's stride-1 dispatcher pick `path` for every layer it can run."""
-    wmin, kmax = {"winograd": (1, 0), "slices": (None, 0), "columns": (None, 1 << 30)}[path]
-    monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", wmin)
-    monkeypatch.setattr(conv, "WINOGRAD_MIN_PIXELS", 0)
-    monkeypatch.setattr(conv, "COLUMNS_MAX_K", kmax)
+    monkeypatch.setattr(conv, "FORCE", path)
 
 
 def test_default_paths_follow_the_rule():
     assert conv.stride1_path(3, 64, 3, 3, 512 * 512) == "columns"           # conv1_1: K = 27
-    assert conv.stride1_path(64, 64, 3, 3, 512 * 512) == "slices"
+    assert conv.stride1_path(64, 64, 3, 3, 512 * 512) == "rows"
     assert conv.stride1_path(512, 512, 3, 3, 64 * 64) == "winograd"
-    assert conv.stride1_path(512, 512, 3, 3, 16 * 16) == "slices"           # small maps: the kernel transform dominates
-    assert conv.stride1_path(512, 512, 1, 1, 64 * 64) == "slices"           # Winograd is for 3x3 only
+    assert conv.stride1_path(512, 512, 3, 3, 16 * 16) == "rows"             # small maps: the kernel transform dominates
+    assert conv.stride1_path(512, 512, 1, 1, 64 * 64) == "rows"             # Winograd is for 3x3 only
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -29,20 +29,18 @@ def torch_vgg(weights, pooling, upto):
     return torch.nn.Sequential(*mods)
 
 
-@pytest.mark.parametrize("path", ["default", "winograd", "slices"])
+@pytest.mark.parametrize("path", ["default", "winograd", "columns"])
 @pytest.mark.parametrize("pooling", ["max", "avg"])
 def test_relu5_1_features_and_input_gradient_match_pytorch(pooling, path, rng, monkeypatch):
     """float32 both sides; relative error (max abs difference / max abs value) under 1e-4, with the default
-    choice of convolution routine per layer and with Winograd F(4x4, 3x3) or shifted slices forced everywhere.
+    choice of convolution routine per layer and with Winograd F(4x4, 3x3) or the column block forced everywhere.
 
     With a routine forced on all 16 layers the float32 input gradient can differ by a few percent where a ReLU or
     max-pool decision near a tie goes the other way in float32 rounding (ours and torch's both differ from float64
     there), so for those the gradient is compared in float64 on both sides, to 1e-10: the same sums, exactly."""
     from vggnumpy.kernels import conv
     if path != "default":
-        monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", 1 if path == "winograd" else None)
-        monkeypatch.setattr(conv, "WINOGRAD_MIN_PIXELS", 0)
-        monkeypatch.setattr(conv, "COLUMNS_MAX_K", 0)
+        monkeypatch.setattr(conv, "FORCE", path)
     torch.set_num_threads(2)
     w = random_weights("vgg19", seed=7)
     net = Network(w, pooling)

@@ -31,47 +31,60 @@ def _pad(x, pad):
     return xp
 
 
-def _tap_weights(w, transposed=False):
-    """(O, C, KH, KW) -> (KH*KW*O, C): the (O, C) matrices of the kernel taps stacked in row-major tap order.
-
-    transposed=True gives the taps of the input gradient's kernel (flipped in space, channels swapped):
-    the same matrices in reverse tap order, each transposed: (KH*KW*C, O).
-    """
-    o, c, kh, kw = w.shape
-    taps = w.transpose(2, 3, 0, 1).reshape(kh * kw, o, c)
-    if transposed:
-        taps = taps[::-1].transpose(0, 2, 1)
-    return np.ascontiguousarray(taps).reshape(-1, taps.shape[2])
+# The three ways of running a stride-1 convolution as GEMMs over a band of padded input rows (see _conv_s1). A tap
+# (i, j) of the kernel reads the band at offset i*Wp + j; each way splits that offset into a part applied by
+# copying shifted slices of the band into a column block before the GEMM ("copied") and a part applied by summing
+# shifted slices of the GEMM's output ("summed").
+DIRECT_WAYS = ("rows", "slices", "columns")
 
 
-def _conv_s1(x, wmat, kh, kw, pad, out, bias=None, relu_mask=None, in_mask=None, columns=False):
-    """Stride-1 convolution of one image x (C, H, W), written into out (O, Ho, Wo).
+def _offsets(way, kh, kw, wp):
+    """(copied offsets, summed offsets) of a way; every tap is one pair, in row-major tap order."""
+    if way == "slices":                                                # no copy; KH*KW output slices summed
+        return [0], [i * wp + j for i in range(kh) for j in range(kw)]
+    if way == "columns":                                               # KH*KW copies; one GEMM gives the output
+        return [i * wp + j for i in range(kh) for j in range(kw)], [0]
+    return list(range(kw)), [i * wp for i in range(kh)]               # rows: KW copies, KH output slices
 
-    wmat is (KH*KW*O, C) from _tap_weights (shifted slices) or, with columns=True, (O, KH*KW*C) from
-    _column_weights (a column block per band, for inputs with few channels).
+
+def _direct_weights(k, way):
+    """Kernel k (O, C, KH, KW) as the GEMM's left matrix: rows (summed tap, O), columns (copied tap, C)."""
+    o, c, kh, kw = k.shape
+    if way == "slices":
+        m = k.transpose(2, 3, 0, 1).reshape(kh * kw * o, c)            # [(i, j, o), c]
+    elif way == "columns":
+        m = k.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)            # [o, (i, j, c)]
+    else:
+        m = k.transpose(2, 0, 3, 1).reshape(kh * o, kw * c)            # [(i, o), (j, c)]
+    return np.ascontiguousarray(m)
+
+
+def _conv_s1(x, wmat, kh, kw, pad, out, bias=None, relu_mask=None, in_mask=None, way="rows"):
+    """Stride-1 convolution of one image x (C, H, W) with wmat = _direct_weights(kernel, way), into out (O, Ho, Wo).
+
     Why it is fast: a block of whole output rows needs a band of padded input rows; flattened to (C, m), moving
-    the kernel by (i, j) is a plain offset i*Wp + j into that band. So ONE GEMM (KH*KW*O, C) @ (C, m) gives every
-    tap's response at every band position, and tap t's contribution to the outputs is the slice Y[t][:, off_t:]:
-    the KH*KW shifted slices are summed (no window or column matrix is ever copied, only the band, with KH-1 halo
-    rows). One call per block with M = KH*KW*O rows lets BLAS pack the band once for all taps, which matters for
-    the 64- and 128-channel layers where a K=C, M=O product is dominated by packing. When C is small (conv1_1's
-    3 channels) a K=C product is hopeless, so the shifted slices are instead copied, each one contiguous run per
-    channel, into a (KH*KW*C, m) column block for one (O, KH*KW*C) GEMM. Either way the block stays in cache
-    while the bias, the ReLU and its mask are applied, split over the cores (parallel.split), and is then
-    written out once; the KW-1 wrap-around columns of each row are dropped.
-    in_mask (C, H, W) bool multiplies x while the band is copied (the backward of the ReLU that followed, for
-    free); relu_mask (O, Ho, Wo) bool, when given, asks for out = max(conv, 0) and receives out > 0.
+    the kernel by (i, j) is a plain offset i*Wp + j into that band, so no window is ever gathered. The "rows" way
+    copies the band KW times, shifted by 0..KW-1 (each copy one contiguous run per channel), into a (KW*C, m)
+    column block; ONE GEMM (KH*O, KW*C) @ (KW*C, m) then gives each kernel row's response everywhere, and row i's
+    contribution to the outputs is that response shifted by i*Wp: KH shifted slices are summed. Compared with
+    copying all KH*KW taps ("columns", a K = KH*KW*C GEMM: the right choice for conv1_1's 3 channels) it copies
+    3x less, and compared with summing all KH*KW taps ("slices", K = C: packing-bound for 64-128 channels) it sums
+    3x less with a 3x deeper GEMM. The block stays in cache while the bias, the ReLU and its mask are applied,
+    split over the cores (parallel.split), and is written out once; the KW-1 wrap-around columns of each row are
+    dropped. in_mask (C, H, W) bool multiplies x while the band is copied (the backward of the ReLU that
+    followed, for free); relu_mask (O, Ho, Wo) bool, when given, asks for out = max(conv, 0) and receives out > 0.
     """
     c, h, w = x.shape
-    taps = kh * kw
-    o = wmat.shape[0] if columns else wmat.shape[0] // taps
     wp = w + 2 * pad
     ho, wo = h + 2 * pad - kh + 1, wp - kw + 1
-    offs = [i * wp + j for i in range(kh) for j in range(kw)]
-    per_col = taps * c + o if columns else max(taps * o, c)
-    rows = max(1, min(ho, CHUNK_ELEMS // (per_col * wp)))            # whole output rows per block
-    band_buf = np.empty(c * ((rows + kh - 1) * wp + kw - 1), dtype=x.dtype)
-    y_buf = np.empty((taps * c + o if columns else taps * o) * ((rows + kh - 1) * wp + kw - 1), dtype=x.dtype)
+    copied, summed = _offsets(way, kh, kw, wp)
+    o = wmat.shape[0] // len(summed)
+    per_col = max(len(copied) * c + len(summed) * o, c)
+    rows = max(1, min(ho, CHUNK_ELEMS // (per_col * wp)))             # whole output rows per block
+    mmax = (rows + kh - 1) * wp + kw - 1                              # band columns of a full block
+    band_buf = np.empty(c * mmax, dtype=x.dtype)
+    cols_buf = np.empty(len(copied) * c * mmax, dtype=x.dtype) if len(copied) > 1 else None
+    y_buf = np.empty(len(summed) * o * mmax, dtype=x.dtype)
     for r0 in range(0, ho, rows):
         r1 = min(r0 + rows, ho)
         n, m = (r1 - r0) * wp, (r1 - r0 + kh - 1) * wp + kw - 1
@@ -87,25 +100,24 @@ def _conv_s1(x, wmat, kh, kw, pad, out, bias=None, relu_mask=None, in_mask=None,
                 else:
                     np.multiply(x[a:b, top:bot], in_mask[a:b, top:bot], out=dst)
         parallel.split(fill, c, min_size=8)
-        if columns:
-            cols = y_buf[:taps * c * n].reshape(taps, c, n)
-            parallel.split(lambda a, b: [np.copyto(cols[t], band[:, offs[t]:offs[t] + n]) for t in range(a, b)], taps)
-            acc = y_buf[taps * c * n:taps * c * n + o * n].reshape(o, n)
-            np.matmul(wmat, cols.reshape(taps * c, n), out=acc)          # (O, KH*KW*C) @ (KH*KW*C, n)
+        mc = n + summed[-1]                                            # GEMM columns the summed slices reach
+        if cols_buf is None:
+            cols = band[:, :mc]                                        # (C, mc): the band itself
         else:
-            y = y_buf[:taps * o * m].reshape(taps, o, m)
-            np.matmul(wmat, band, out=y.reshape(taps * o, m))             # (KH*KW*O, m): all taps at once
+            cols = cols_buf[:len(copied) * c * mc].reshape(len(copied), c, mc)
+            parallel.split(lambda a, b: [np.copyto(cols[t], band[:, copied[t]:copied[t] + mc]) for t in range(a, b)],
+                           len(copied))
+            cols = cols.reshape(-1, mc)                                # (copied taps * C, mc)
+        y = y_buf[:len(summed) * o * mc].reshape(len(summed), o, mc)
+        np.matmul(wmat, cols, out=y.reshape(-1, mc))                   # (summed taps * O, mc)
 
         def finish(a, b):                                              # output channels a..b
-            if columns:
-                s = acc[a:b]
-            else:
-                s = y[0, a:b, :n]                                      # tap 0 has offset 0: sum in place
-                for t in range(1, taps):
-                    s += y[t, a:b, offs[t]:offs[t] + n]
+            acc = y[0, a:b, :n]                                        # offset 0 first: sum in place
+            for t in range(1, len(summed)):
+                acc += y[t, a:b, summed[t]:summed[t] + n]
             if bias is not None:
-                s += bias[a:b, None]
-            blk = s.reshape(b - a, r1 - r0, wp)[:, :, :wo]            # (O, rows, Wo)
+                acc += bias[a:b, None]
+            blk = acc.reshape(b - a, r1 - r0, wp)[:, :, :wo]          # (O, rows, Wo)
             if relu_mask is None:
                 out[a:b, r0:r1] = blk
             else:
@@ -121,7 +133,8 @@ def _conv_s1(x, wmat, kh, kw, pad, out, bias=None, relu_mask=None, in_mask=None,
 # wins from conv3_2 on (256 channels, 128x128) and loses on conv3_1 (128 -> 256) and on 32x32 and smaller maps.
 WINOGRAD_MIN_CHANNELS = 256       # Winograd when C and O are both at least this; None: never
 WINOGRAD_MIN_PIXELS = 48 * 48     # ... and the output has at least this many pixels
-COLUMNS_MAX_K = 64                # a column block (one K = KH*KW*C GEMM) when KH*KW*C is at most this
+COLUMNS_MAX_K = 64                # the "columns" way when KH*KW*C is at most this (conv1_1: 27), else "rows"
+FORCE = None                      # tests and benchmarks: "winograd" or one of DIRECT_WAYS for every layer
 
 
 def _cached(w, kind, make):
@@ -141,24 +154,20 @@ def _cached(w, kind, make):
 _CACHE = {}                       # (id(kernel), kind) -> (weak reference to the kernel, derived array)
 
 
-def _column_weights(w):
-    """(O, C, KH, KW) -> (O, KH*KW*C), columns in tap-major order like the column block."""
-    o, c, kh, kw = w.shape
-    return np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c))
-
-
 def stride1_path(c, o, kh, kw, pixels):
-    """Which stride-1 routine runs a C -> O convolution with a KH x KW kernel and `pixels` outputs per channel:
-    'winograd', 'columns' or 'slices'."""
+    """Which routine runs a stride-1 C -> O convolution with a KH x KW kernel and `pixels` outputs per channel:
+    'winograd' or one of DIRECT_WAYS."""
+    if FORCE is not None:
+        return FORCE if FORCE != "winograd" or kh == kw == 3 else "rows"
     if (kh == kw == 3 and WINOGRAD_MIN_CHANNELS is not None and min(c, o) >= WINOGRAD_MIN_CHANNELS
             and pixels >= WINOGRAD_MIN_PIXELS):
         return "winograd"
-    return "columns" if kh * kw * c <= COLUMNS_MAX_K else "slices"
+    return "columns" if kh * kw * c <= COLUMNS_MAX_K else "rows"
 
 
 def _conv_s1_any(x, w, pad, out, bias=None, relu_mask=None, in_mask=None, transposed=False):
     """Stride-1 convolution of one image with kernel w (O, C, KH, KW), or with its flipped transpose
-    (transposed=True: the input gradient's kernel), by Winograd, a column block or shifted slices."""
+    (transposed=True: the input gradient's kernel), by the routine stride1_path picks."""
     o, c, kh, kw = w.shape
     if transposed:
         o, c = c, o
@@ -168,11 +177,9 @@ def _conv_s1_any(x, w, pad, out, bias=None, relu_mask=None, in_mask=None, transp
         if transposed:
             u = u.transpose(0, 2, 1)                                   # (36, C, O): channels swapped, no copy
         return winograd.conv3x3(x, u, pad, out, bias, relu_mask, in_mask, chunk=CHUNK_ELEMS)
-    if path == "columns":
-        wmat = _cached(w, ("columns", transposed), lambda w: _column_weights(_flipped(w) if transposed else w))
-        return _conv_s1(x, wmat, kh, kw, pad, out, bias, relu_mask, in_mask, columns=True)
-    wall = _cached(w, ("taps", transposed), lambda w: _tap_weights(w, transposed))
-    return _conv_s1(x, wall, kh, kw, pad, out, bias, relu_mask, in_mask)
+    # Direct weights are the kernel's size, so they are kept (the input gradient's too: flipped and transposed).
+    wmat = _cached(w, (path, transposed), lambda w: _direct_weights(_flipped(w) if transposed else w, path))
+    return _conv_s1(x, wmat, kh, kw, pad, out, bias, relu_mask, in_mask, way=path)
 
 
 def _im2col_rows(xp, kh, kw, stride, r0, r1, wo, cols):
