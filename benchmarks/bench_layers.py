@@ -89,7 +89,8 @@ def main():
     ap.add_argument("--gemm", type=int, default=4096, help="side of the square sgemm that sets the machine rate")
     a = ap.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}; default rule: Winograd when min(C, O) >= "
-          f"{conv.WINOGRAD_MIN_CHANNELS} and Ho*Wo >= {conv.WINOGRAD_MIN_PIXELS}, columns when 9*C <= {conv.COLUMNS_MAX_K}, else rows")
+          f"{conv.WINOGRAD_MIN_CHANNELS} and Ho*Wo >= {conv.WINOGRAD_MIN_PIXELS}, columns when 9*C <= "
+          f"{conv.COLUMNS_MAX_K}, slices when 9*O <= {conv.COLUMNS_MAX_K}, else rows")
     peak = gemm_rate(a.gemm, a.repeats)
     print(f"sgemm {a.gemm}^3: {peak:.0f} GFLOP/s")
     shapes = archmod.feature_shapes("vgg19", a.size, a.size)
@@ -107,7 +108,8 @@ def main():
         wt = (rng.standard_normal((o, c, 3, 3), dtype=np.float32) * np.float32(np.sqrt(2 / (9 * c))))
         b = np.zeros(o, np.float32)
         gflop = 2 * o * c * 9 * h * w / 1e9
-        default = conv.stride1_path(c, o, 3, 3, h * w)
+        default_f = conv.stride1_path(c, o, 3, 3, h * w)            # forward: C -> O
+        default_b = conv.stride1_path(o, c, 3, 3, h * w)            # input gradient: O -> C
         tt = torch_layer(x, wt, b, a.repeats)
         if tt is not None:
             totals["torch"] += sum(tt)
@@ -123,13 +125,15 @@ def main():
                 d = rng.standard_normal(y.shape, dtype=np.float32)
                 tb, _ = common.median_time(lambda: conv.backward(d, cache), a.repeats)
             totals[path] += tf + tb
-            if path == default:
-                totals["default"] += tf + tb
+            totals["default"] += (tf if path == default_f else 0) + (tb if path == default_b else 0)
+            mark = {(True, True): " *", (True, False): " * fwd", (False, True): " * bwd"}.get(
+                (path == default_f, path == default_b), "")
             ratio = f"{(tf + tb) / sum(tt):.2f}" if tt is not None else "-"
-            print(f"| {name} | {c}->{o} | {h}x{w} | {gflop:.1f} | {path}{' *' if path == default else ''} | "
-                  f"{tf:.3f} | {gflop / tf:.0f} | {tb:.3f} | {gflop / tb:.0f} | {100 * 2 * gflop / (tf + tb) / peak:.0f} "
-                  f"| {ratio} |")
-    print("\n(* = the path conv.stride1_path picks by default; 'vs torch' = (fwd + bwd) / torch's in this run)")
+            print(f"| {name} | {c}->{o} | {h}x{w} | {gflop:.1f} | {path}{mark} | "
+                  f"{tf:.3f} | {gflop / tf:.0f} | {tb:.3f} | {gflop / tb:.0f} | "
+                  f"{100 * 2 * gflop / (tf + tb) / peak:.0f} | {ratio} |")
+    print("\n(* = the path conv.stride1_path picks by default for both directions, * fwd / * bwd for one; "
+          "'vs torch' = (fwd + bwd) / torch's in this run)")
     print("all convs, fwd+bwd: " + ", ".join(f"{k} {v:.2f} s" for k, v in totals.items() if v))
 
     # ReLU alone and VGG's pooling (average, the default, and max), for the largest activation of each block.

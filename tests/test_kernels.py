@@ -69,6 +69,7 @@ def force_path(monkeypatch, path):
 
 def test_default_paths_follow_the_rule():
     assert conv.stride1_path(3, 64, 3, 3, 512 * 512) == "columns"           # conv1_1: K = 27
+    assert conv.stride1_path(64, 3, 3, 3, 512 * 512) == "slices"            # conv1_1's input gradient: M = 27
     assert conv.stride1_path(64, 64, 3, 3, 512 * 512) == "rows"
     assert conv.stride1_path(512, 512, 3, 3, 64 * 64) == "winograd"
     assert conv.stride1_path(512, 512, 3, 3, 16 * 16) == "rows"             # small maps: the kernel transform dominates

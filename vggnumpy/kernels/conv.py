@@ -133,7 +133,8 @@ def _conv_s1(x, wmat, kh, kw, pad, out, bias=None, relu_mask=None, in_mask=None,
 # wins from conv3_2 on (256 channels, 128x128) and loses on conv3_1 (128 -> 256) and on 32x32 and smaller maps.
 WINOGRAD_MIN_CHANNELS = 256       # Winograd when C and O are both at least this; None: never
 WINOGRAD_MIN_PIXELS = 48 * 48     # ... and the output has at least this many pixels
-COLUMNS_MAX_K = 64                # the "columns" way when KH*KW*C is at most this (conv1_1: 27), else "rows"
+COLUMNS_MAX_K = 64                # "columns" when KH*KW*C is at most this (conv1_1: 27), "slices" when KH*KW*O is,
+                                  # else "rows"
 FORCE = None                      # tests and benchmarks: "winograd" or one of DIRECT_WAYS for every layer
 
 
@@ -162,7 +163,11 @@ def stride1_path(c, o, kh, kw, pixels):
     if (kh == kw == 3 and WINOGRAD_MIN_CHANNELS is not None and min(c, o) >= WINOGRAD_MIN_CHANNELS
             and pixels >= WINOGRAD_MIN_PIXELS):
         return "winograd"
-    return "columns" if kh * kw * c <= COLUMNS_MAX_K else "rows"
+    if kh * kw * c <= COLUMNS_MAX_K:
+        return "columns"          # few input channels (conv1_1): copying every tap is cheap, one deep GEMM
+    if kh * kw * o <= COLUMNS_MAX_K:
+        return "slices"           # few output channels (conv1_1's input gradient): summing every tap is cheap
+    return "rows"
 
 
 def _conv_s1_any(x, w, pad, out, bias=None, relu_mask=None, in_mask=None, transposed=False):
