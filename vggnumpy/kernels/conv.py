@@ -4,7 +4,7 @@ forward(x, w, b, stride, pad) -> (out, cache); forward_relu(...) the same follow
 backward(dout, cache) -> dx (applying the ReLU's mask when the cache came from forward_relu). Weight gradients
 are never needed: style transfer optimises pixels only. forward_ref/backward_ref are loop versions for tests and
 benchmarks. Stride 1 runs as Winograd F(4x4, 3x3) (winograd.py) where the channel counts make it pay, else as
-shifted-slice GEMMs or a column block (_conv_s1); other strides as chunked im2col.
+GEMMs over shifted slices of a band of input rows (_conv_s1, three ways); other strides as chunked im2col.
 """
 import weakref
 
