@@ -10,7 +10,7 @@ import weakref
 
 import numpy as np
 
-from . import parallel, winograd
+from . import band as band_mod, parallel, winograd
 
 # How many float elements one block of work may hold (columns of im2col, an input band, an output block):
 # blocks are built, multiplied and dropped one after another, so nothing of a whole large layer is duplicated.
@@ -89,16 +89,11 @@ def _conv_s1(x, wmat, kh, kw, pad, out, bias=None, relu_mask=None, in_mask=None,
         r1 = min(r0 + rows, ho)
         n, m = (r1 - r0) * wp, (r1 - r0 + kh - 1) * wp + kw - 1
         band = band_buf[:c * m].reshape(c, m)                          # (C, band rows * Wp + KW-1)
-        top, bot = max(r0 - pad, 0), min(r1 + kh - 1 - pad, h)         # image rows inside the band
+        rows3 = band[:, :m - kw + 1].reshape(c, -1, wp)                # (C, band rows, Wp): padded rows r0-pad ..
 
         def fill(a, b):
-            band[a:b] = 0
-            if bot > top:
-                dst = band[a:b, :m - kw + 1].reshape(b - a, -1, wp)[:, top - (r0 - pad):bot - (r0 - pad), pad:pad + w]
-                if in_mask is None:
-                    dst[...] = x[a:b, top:bot]
-                else:
-                    np.multiply(x[a:b, top:bot], in_mask[a:b, top:bot], out=dst)
+            band_mod.fill(rows3, x, r0 - pad, pad, a, b, in_mask)
+            band[a:b, m - kw + 1:] = 0     # KW-1 columns past the last row: read only for dropped outputs; no garbage
         parallel.split(fill, c, min_size=8)
         mc = n + summed[-1]                                            # GEMM columns the summed slices reach
         if cols_buf is None:

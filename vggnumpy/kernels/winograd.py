@@ -19,7 +19,7 @@ conv.backward_ref (tests/test_kernels.py, in float64 to 1e-12, and by finite dif
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import parallel
+from . import band as band_mod, parallel
 
 BT = np.array([[4, 0, -5, 0, 1, 0],
                [0, -4, -4, 1, 1, 0],
@@ -100,22 +100,7 @@ def conv3x3(x, u, pad, out, bias=None, relu_mask=None, in_mask=None, chunk=1 << 
         nb = min(rows, th - t0)
         nt = nb * tw                                               # tiles in this block
         band = band_buf[:c * (4 * nb + 2) * wp].reshape(c, 4 * nb + 2, wp)   # padded rows 4*t0 .. 4*(t0+nb)+2
-        first = 4 * t0 - pad                                       # image row of band row 0
-        top, bot = max(first, 0), min(first + 4 * nb + 2, h)
-
-        def fill(a, b):                                            # channels a..b of the band: zeros and image
-            bd = band[a:b]
-            bd[:, :max(top - first, 0)] = 0
-            bd[:, max(bot - first, 0):] = 0
-            bd[:, :, :pad] = 0
-            bd[:, :, pad + w:] = 0
-            if bot > top:
-                dst = bd[:, top - first:bot - first, pad:pad + w]
-                if in_mask is None:
-                    dst[...] = x[a:b, top:bot]
-                else:
-                    np.multiply(x[a:b, top:bot], in_mask[a:b, top:bot], out=dst)
-        parallel.split(fill, c)
+        parallel.split(lambda a, b: band_mod.fill(band, x, 4 * t0 - pad, pad, a, b, in_mask), c)
         d = d_buf[:36 * c * nt].reshape(c, nb, tw, 6, 6)           # (C, rows, tiles, 6, 6)
         tiles = _view(band, (c, nb, tw, 6, 6), (band.shape[1] * wp, 4 * wp, 4, wp, 1))
         parallel.split(lambda a, b: np.copyto(d[a:b], tiles[a:b]), c)
