@@ -11,12 +11,14 @@ FORMATS = {
     "torch-zip": "PyTorch .pth, zip serialization (1.6 and later)",
     "caffe": "Caffe .caffemodel (protobuf NetParameter)",
     "matconvnet": "MatConvNet .mat (MATLAB v5)",
+    "onnx": "ONNX .onnx (ModelProto: tf2onnx/Keras, the ONNX model zoo, torch.onnx)",
 }
 
 
 def _unknown(path, head, why=""):
     return WeightsError(f"{path}: unknown weights format{why} (starts with {head[:16]!r}); vggnumpy reads Keras .h5, "
-                        f"PyTorch .pth (legacy and zip), Caffe .caffemodel, MatConvNet .mat and its own .h5")
+                        f"PyTorch .pth (legacy and zip), Caffe .caffemodel, MatConvNet .mat, ONNX .onnx and its own "
+                        f".h5")
 
 
 def detect(path):
@@ -52,17 +54,21 @@ def detect(path):
         raise WeightsError(f"{path}: a tar archive (PyTorch's format before 0.4?); load and save it again as a state dict")
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "pickle"
-    if _looks_like_caffe(path):
-        return "caffe"
+    kind = _protobuf_kind(path)
+    if kind:
+        return kind
     raise _unknown(path, head)
 
 
-def _looks_like_caffe(path):
-    """Parse the first top-level fields over the whole file (a Caffe layer may be longer than any fixed head)."""
+def _protobuf_kind(path):
+    """onnx, caffe or None: parse the first top-level fields over the whole file (a Caffe layer or an ONNX graph
+    may be longer than any fixed head). ONNX goes first: Caffe's test accepts an ONNX ModelProto's first fields."""
     import mmap
-    from . import caffe
+    from . import caffe, onnxfile
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        return caffe.looks_like(mm)
+        if onnxfile.looks_like(mm):
+            return "onnx"
+        return "caffe" if caffe.looks_like(mm) else None
 
 
 def convert_file(path, arch=None, convention=None):
@@ -72,7 +78,7 @@ def convert_file(path, arch=None, convention=None):
     matconvnet) overrides the one the format implies, for files that carry no hint (e.g. re-saved state dicts).
     """
     from .. import weights as wmod
-    from . import caffe, keras, matconvnet, statedict, torchpth
+    from . import caffe, keras, matconvnet, onnxfile, statedict, torchpth
     fmt = detect(path)
     if fmt == "vggnumpy":
         return wmod.load(path)
@@ -82,6 +88,8 @@ def convert_file(path, arch=None, convention=None):
         return caffe.read(path, arch, convention or "caffe")
     if fmt == "matconvnet":
         return matconvnet.read(path, arch, convention)
+    if fmt == "onnx":
+        return onnxfile.read(path, arch, convention)
     if fmt == "pickle":
         torchpth.read_pickle_file(path)
     reader = torchpth.read_legacy if fmt == "torch-legacy" else torchpth.read_zip
