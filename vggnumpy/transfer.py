@@ -16,10 +16,23 @@ from .optim import adam, lbfgs
 from .weights import load as load_weights, random_weights
 
 DEFAULTS = dict(
-    size=512, scales=2, iterations=30, initial_iterations=150, content_weight=1.0, style_weight=5.0,
-    tv_weight=0.5, pooling="avg", init="content", optimizer="lbfgs", learning_rate=0.02, lbfgs_memory=20,
-    style_scale=1.0, seed=0, arch="vgg19",
+    size=512, init="content", optimizer="lbfgs", learning_rate=0.02, lbfgs_memory=20, style_scale=1.0, seed=0,
+    arch="vgg19",
 )
+# The options whose best value depends on the network, one set each, chosen from side-by-side runs scored by
+# benchmarks/quality.py (benchmarks/README.md, "Defaults"). A pretrained network needs a much larger style weight
+# to paint strokes; the untrained one only transfers palette and texture and does better with a coarse pyramid.
+NETWORK_DEFAULTS = {
+    "pretrained": dict(scales=1, iterations=120, initial_iterations=150, content_weight=1.0, style_weight=1000.0,
+                       tv_weight=0.5, pooling="avg"),
+    "untrained": dict(scales=2, iterations=30, initial_iterations=150, content_weight=1.0, style_weight=5.0,
+                      tv_weight=0.5, pooling="avg"),
+}
+
+
+def defaults_for(trained):
+    """Every default option for a pretrained (True) or untrained (False) network."""
+    return {**DEFAULTS, **NETWORK_DEFAULTS["pretrained" if trained else "untrained"]}
 
 
 class UntrainedWeightsWarning(UserWarning):
@@ -89,16 +102,17 @@ def stylize(content, styles, *, output=None, style_blend_weights=None, style_sca
             weights=None, arch=None, device="cpu", log=None, on_step=None):
     """Paint `content` in the style of `styles` (paths or (H, W, 3) arrays in [0, 1]); return a Result.
 
-    Every keyword mirrors a CLI option (vggnumpy style --help); None takes the default in DEFAULTS.
+    Every keyword mirrors a CLI option (vggnumpy style --help); None takes the default of defaults_for(trained),
+    for a pretrained or an untrained network as the weights turn out to be.
     With `output`, the final image (and frames every `save_every` iterations, and a GIF) are written.
     on_step(iteration, loss, image) is called after every accepted iteration, image (h, w, 3) at that scale.
     """
-    o = dict(DEFAULTS)
     given = dict(size=size, scales=scales, iterations=iterations, initial_iterations=initial_iterations,
                  content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, pooling=pooling,
                  init=init, optimizer=optimizer, learning_rate=learning_rate, lbfgs_memory=lbfgs_memory,
                  style_scale=style_scale, seed=seed, arch=arch)
-    o.update({k: v for k, v in given.items() if v is not None})
+    given = {k: v for k, v in given.items() if v is not None}
+    o = {**defaults_for(True), **given}          # checked now; the network's own defaults are set below
     log = log or (lambda msg: print(msg, file=sys.stderr))
     start = time.perf_counter()
     styles = list(styles) if isinstance(styles, (list, tuple)) else [styles]
@@ -128,6 +142,7 @@ def stylize(content, styles, *, output=None, style_blend_weights=None, style_sca
     xp, dev = get_xp(device, log=log)
     # The untrained fallback network always comes from seed 0, so --seed changes only the noise, not the network.
     w = weights if hasattr(weights, "params") else resolve_weights(weights, o["arch"], 0, log)
+    o = {**defaults_for(w.trained), **given, "init": o["init"]}
     if not w.trained:
         warnings.warn("running an UNTRAINED network (random weights); see 'vggnumpy weights download'",
                       UntrainedWeightsWarning, stacklevel=2)
