@@ -1,9 +1,17 @@
-"""A whole default run (the README's example) against the PyTorch tutorial's L-BFGS loop on the same objective.
+"""A whole default run (the README's example) against PyTorch: the tutorial's loop on our objective, and time to
+quality against jcjohnson/neural-style's recipe.
 
-    python benchmarks/bench_e2e.py                   # tubingen + starry_night, DEFAULTS (512 px, 2 scales)
+    python benchmarks/bench_e2e.py                   # tubingen + starry_night, at the defaults (512 px)
     python benchmarks/bench_e2e.py --size 128 --iterations 10 --initial-iterations 10   # a quick check
+    python benchmarks/bench_e2e.py --time-to-quality --size 256    # needs the [bench] extra (the judge)
 
-Ours: vggnumpy.transfer.stylize with DEFAULTS, i.e. `vggnumpy style CONTENT STYLE -o out.png`: wall time and the
+Time to quality (--time-to-quality): our default run at --size, and jcjohnson's recipe (benchmarks/jcjohnson.py:
+noise init, max pooling, content 5, style 100, TV 1e-3, L-BFGS with one evaluation per iteration, 1000
+iterations) in PyTorch on the same weights and size. Every iterate of ours and every 10th of PyTorch's is kept with
+its wall time; afterwards the judge of benchmarks/quality.py scores them all, and the table gives the first time
+at which each run's iterate scores at least the other's final image on both style match and content SSIM.
+
+Ours: vggnumpy.transfer.stylize at its defaults, i.e. `vggnumpy style CONTENT STYLE -o out.png`: wall time and the
 objective evaluations it used over all scales. PyTorch: the tutorial's loop (torch.optim.LBFGS over the image,
 clamped to [0, 1] before each evaluation) at the final size from the content image, on the same objective (same
 weights, layers, loss weights and targets), for the same number of evaluations. Both results are then scored by
@@ -27,9 +35,9 @@ SHARED = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "images"
 
 
 def final_objective(weights, content, style, size):
-    """The objective stylize optimises at its last scale (DEFAULTS, one style, full size)."""
-    d = transfer.DEFAULTS
-    layers = archmod.DEFAULT_LAYERS[d["arch"]]
+    """The objective stylize optimises at its last scale (its defaults for these weights, one style, full size)."""
+    d = transfer.defaults_for(weights.trained)
+    layers = archmod.DEFAULT_LAYERS[weights.arch]
     min_side = archmod.min_input_size(weights.arch, layers["content"] + layers["style"])
     c = transfer._as_image(content, size, min_side, "content image")
     s = transfer._as_image(style, max(min_side, round(size * d["style_scale"])), min_side, "style image")
@@ -78,15 +86,21 @@ def main():
     ap.add_argument("--initial-iterations", type=int, default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--time-to-quality", action="store_true", help="time to quality against jcjohnson's recipe")
+    ap.add_argument("--peer-iterations", type=int, default=1000, help="jcjohnson's iterations (default 1000)")
+    ap.add_argument("--weights", default=None, help="weights file (default: what `vggnumpy style` would use)")
+    ap.add_argument("--keep", default=None, help="folder to write both final images to")
     a = ap.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
-    weights = transfer.resolve_weights(None, transfer.DEFAULTS["arch"], 0, log=print)
+    weights = transfer.resolve_weights(a.weights, transfer.DEFAULTS["arch"], 0, log=print)
+    if a.time_to_quality:
+        return time_to_quality(a, weights)
     res = transfer.stylize(a.content, a.style, size=a.size, iterations=a.iterations,
                            initial_iterations=a.initial_iterations, weights=weights, progress=False,
                            log=lambda m: None)
     obj, x0 = final_objective(weights, a.content, a.style, a.size)
     ours_img = np.ascontiguousarray(res.image.transpose(2, 0, 1))
-    rows = [("vggnumpy stylize (DEFAULTS, all scales)", res.evaluations, res.seconds, obj.evaluate(ours_img)[0])]
+    rows = [("vggnumpy stylize (defaults, all scales)", res.evaluations, res.seconds, obj.evaluate(ours_img)[0])]
     if not a.no_torch:
         try:
             img, secs, calls = torch_tutorial(obj, x0, res.evaluations, a.threads)
@@ -100,6 +114,49 @@ def main():
     print("|---|---|---|---|---|")
     for name, n, secs, loss in rows:
         print(f"| {name} | {n} | {secs:.1f} | {secs / n:.2f} | {loss:.4g} |")
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
+
+
+def first_reaching(snaps, scores, target):
+    """(seconds, iteration) of the first snapshot scoring at least target on both measures, or None."""
+    for (secs, it, _), (sm, ss) in zip(snaps, scores):
+        if sm >= target[0] and ss >= target[1]:
+            return secs, it
+    return None
+
+
+def time_to_quality(a, weights):
+    """Our default run and jcjohnson's recipe at one size; when each first reaches the other's final scores."""
+    import jcjohnson
+    import quality
+    judge = quality.Judge()
+    start, ours = time.perf_counter(), []
+    res = transfer.stylize(a.content, a.style, size=a.size, iterations=a.iterations,
+                           initial_iterations=a.initial_iterations, weights=weights, progress=False,
+                           log=lambda m: None,
+                           on_step=lambda it, loss, img: ours.append((time.perf_counter() - start, it, img.copy())))
+    ours.append((res.seconds, res.iterations, res.image))              # the image stylize returns
+    content = images.resize(images.load_image(a.content), a.size)
+    style = images.resize(images.load_image(a.style), a.size)
+    peer = jcjohnson.run(weights, content, style, a.peer_iterations, threads=a.threads)
+    runs = {}
+    for name, snaps in (("vggnumpy defaults", ours), ("jcjohnson recipe (PyTorch)", peer)):
+        runs[name] = (snaps, [judge.score(img, a.content, a.style) for _, _, img in snaps])
+        if a.keep:
+            images.save_image(os.path.join(a.keep, f"ttq_{name.split()[0]}_{a.size}.png"), snaps[-1][2])
+    (n1, (s1, q1)), (n2, (s2, q2)) = runs.items()
+    print(f"\nweights: {weights.description or weights.source}; size {a.size}; content {a.content}; style {a.style}")
+    print("\n| run | iterations | wall s | final style match | final content SSIM | "
+          "first reaches the other's final scores at |")
+    print("|---|---|---|---|---|---|")
+    for name, snaps, sc, other in ((n1, s1, q1, q2[-1]), (n2, s2, q2, q1[-1])):
+        hit = first_reaching(snaps, sc, other)
+        when = f"{hit[0]:.1f} s (iteration {hit[1]})" if hit else "never"
+        print(f"| {name} | {snaps[-1][1]} | {snaps[-1][0]:.1f} | {sc[-1][0]:.3f} | {sc[-1][1]:.3f} | {when} |")
+    mine, theirs = first_reaching(s1, q1, q2[-1]), first_reaching(s2, q2, q2[-1])
+    if mine and theirs:
+        print(f"\ntime to jcjohnson's final quality: ours {mine[0]:.1f} s, PyTorch {theirs[0]:.1f} s, "
+              f"ratio {mine[0] / theirs[0]:.3f}")
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
 
 

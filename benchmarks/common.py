@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from vggnumpy import arch as archmod                      # noqa: E402
 from vggnumpy.network import Network                      # noqa: E402
 from vggnumpy.objective import Objective                  # noqa: E402
-from vggnumpy.transfer import DEFAULTS                    # noqa: E402
+from vggnumpy.transfer import defaults_for                # noqa: E402
 from vggnumpy.weights import random_weights               # noqa: E402
 
 LAYERS = archmod.DEFAULT_LAYERS["vgg19"]
@@ -59,14 +59,16 @@ def layer_weights():
 
 
 def our_objective(size, seed=0, weights=None, content=None, style=None):
-    """vggnumpy's Objective with DEFAULTS' loss weights on random VGG-19 weights (or the given ones)."""
+    """vggnumpy's Objective with the untrained network's default loss weights on random VGG-19 weights (or the given
+    ones)."""
+    d = defaults_for(trained=False)
     w = weights or random_weights("vgg19", seed=0)
     c, s, _ = images(size, seed)
     content = c if content is None else content
     style = s if style is None else style
     cw, sw = layer_weights()
-    return Objective(Network(w, DEFAULTS["pooling"]), content, [style], [1.0], cw, sw,
-                     DEFAULTS["content_weight"], DEFAULTS["style_weight"], DEFAULTS["tv_weight"])
+    return Objective(Network(w, d["pooling"]), content, [style], [1.0], cw, sw,
+                     d["content_weight"], d["style_weight"], d["tv_weight"])
 
 
 def flops_per_eval(size):
