@@ -23,7 +23,7 @@ DEFAULTS = dict(
 # benchmarks/quality.py (benchmarks/README.md, "Defaults"). A pretrained network needs a much larger style weight
 # to paint strokes; the untrained one only transfers palette and texture and does better with a coarse pyramid.
 NETWORK_DEFAULTS = {
-    "pretrained": dict(scales=1, iterations=120, initial_iterations=150, content_weight=1.0, style_weight=1000.0,
+    "pretrained": dict(scales=1, iterations=110, initial_iterations=150, content_weight=1.0, style_weight=1000.0,
                        tv_weight=0.5, pooling="avg"),
     "untrained": dict(scales=2, iterations=30, initial_iterations=150, content_weight=1.0, style_weight=5.0,
                       tv_weight=0.5, pooling="avg"),
