@@ -92,21 +92,8 @@ def torch_objective(obj, threads=2):
     import torch
     torch.set_num_threads(threads)
     net, weights = obj.net, obj.net.weights
-    mods, names = [], []
-    last = max(archmod.layer_names("vgg19").index(n) for n in obj.layers)
-    for name, kind, p in archmod.get_table(weights.arch)[:last + 1]:
-        if kind == "conv":
-            m = torch.nn.Conv2d(p["cin"], p["cout"], p["k"], p["stride"], p["pad"])
-            w, b = weights.params[name]
-            m.weight = torch.nn.Parameter(torch.from_numpy(w.copy()), requires_grad=False)
-            m.bias = torch.nn.Parameter(torch.from_numpy(b.copy()), requires_grad=False)
-        elif kind == "relu":
-            m = torch.nn.ReLU()
-        else:
-            cls = torch.nn.MaxPool2d if net.pooling == "max" else torch.nn.AvgPool2d
-            m = cls(p["k"], p["stride"], ceil_mode=p["ceil"])
-        mods.append(m)
-        names.append(name)
+    from jcjohnson import trunk
+    names, mods = trunk(torch, weights, max(obj.layers, key=archmod.layer_names(weights.arch).index), net.pooling)
     order = [0, 1, 2] if weights.channel_order == "RGB" else [2, 1, 0]
     mean = torch.tensor(weights.mean, dtype=torch.float32).reshape(3, 1, 1) / weights.pixel_scale
     gain = torch.tensor([weights.pixel_scale / s for s in weights.std], dtype=torch.float32).reshape(3, 1, 1)

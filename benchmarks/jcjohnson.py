@@ -19,8 +19,9 @@ CONTENT, STYLE = ["relu4_2"], ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu
 CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 5.0, 100.0, 1e-3
 
 
-def trunk(torch, weights, last):
-    """(names, modules) of weights' network up to layer `last`, max pooling, parameters frozen."""
+def trunk(torch, weights, last, pooling="max"):
+    """(names, modules) of weights' network up to layer `last`, parameters frozen: the one PyTorch VGG builder of
+    the benchmarks (common.torch_objective uses it too)."""
     names, mods = [], []
     for name, kind, p in archmod.get_table(weights.arch):
         if kind == "conv":
@@ -31,7 +32,8 @@ def trunk(torch, weights, last):
         elif kind == "relu":
             m = torch.nn.ReLU()
         else:
-            m = torch.nn.MaxPool2d(p["k"], p["stride"], ceil_mode=p["ceil"])
+            cls = torch.nn.MaxPool2d if pooling == "max" else torch.nn.AvgPool2d
+            m = cls(p["k"], p["stride"], ceil_mode=p["ceil"])
         names.append(name)
         mods.append(m)
         if name == last:
