@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 
+import weightfiles as wf
 from vggnumpy import arch as archmod
 
 FLOAT, INT64, FLOAT16, DOUBLE, BFLOAT16 = 1, 7, 10, 11, 16
@@ -15,31 +16,8 @@ STORAGES = {"raw": (FLOAT, "raw"), "float": (FLOAT, "packed"), "float-unpacked":
 # ---------------------------------------------------------------- the wire format
 
 
-def varint(n):
-    n &= (1 << 64) - 1                       # negative int64: ten bytes, two's complement
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def key(num, wt):
-    return varint(num << 3 | wt)
-
-
-def ld(num, payload):
-    return key(num, 2) + varint(len(payload)) + payload
-
-
-def vi(num, v):
-    return key(num, 0) + varint(v)
-
-
-def st(num, text):
-    return ld(num, text.encode())
+# The protobuf writer the Caffe test files use: varint, field key, length-delimited, varint field, string field.
+varint, key, ld, vi, st = wf._varint, wf._key, wf._ld, wf._vi, wf._s
 
 
 def ints(num, values, packed):

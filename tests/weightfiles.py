@@ -222,6 +222,7 @@ def hostile_legacy(module="os", name="system", arg="true"):
 
 
 def _varint(n):
+    n &= (1 << 64) - 1                       # negative int64: ten bytes, two's complement
     out = bytearray()
     while True:
         b = n & 0x7F
