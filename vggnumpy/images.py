@@ -1,8 +1,9 @@
 """Reading, resizing and writing images, and luminance-only colour transfer; pixels are float32 RGB in [0, 1]."""
 import os
-import tempfile
 
 import numpy as np
+
+from .paths import atomic_write
 
 WRITABLE = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
@@ -102,7 +103,7 @@ def to_uint8(arr):
 
 
 def save_image(path, arr, metadata=None):
-    """Write (H, W, 3) in [0, 1] as PNG or JPEG (by extension) atomically: a temporary file, then rename."""
+    """Write (H, W, 3) in [0, 1] as PNG or JPEG (by extension) atomically, with the mode open() would give."""
     from PIL import Image, PngImagePlugin
     ext = os.path.splitext(path)[1].lower()
     fmt = WRITABLE.get(ext)
@@ -118,30 +119,16 @@ def save_image(path, arr, metadata=None):
         kwargs["pnginfo"] = info
     else:
         kwargs.update(quality=95, comment=text.encode("utf-8")[:65000])
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=ext, prefix=".vggnumpy-", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_write(path, suffix=ext) as tmp:
         im.save(tmp, format=fmt, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_gif(path, frames, duration_ms=120):
     """An animated GIF of (H, W, 3) frames, written atomically."""
     from PIL import Image
     ims = [Image.fromarray(to_uint8(f), "RGB") for f in frames]
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".gif", prefix=".vggnumpy-", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_write(path, suffix=".gif") as tmp:
         ims[0].save(tmp, format="GIF", save_all=True, append_images=ims[1:], duration=duration_ms, loop=0)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # ITU-R BT.601 YIQ: Y carries luminance, I and Q the colour.

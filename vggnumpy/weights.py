@@ -1,12 +1,12 @@
 """Our HDF5 weight file: its schema, a checked loader, a writer, and the untrained He-initialised VGG."""
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import arch as archmod
+from .paths import atomic_write
 
 FORMAT = "vggnumpy-weights"
 FORMAT_VERSION = 1
@@ -75,9 +75,7 @@ def save(weights, path):
     check_params(weights.arch, weights.params, path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".h5.part", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_write(path, suffix=".h5.part") as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
@@ -98,10 +96,6 @@ def save(weights, path):
                 g = f.create_group(name)
                 g.create_dataset("weight", data=np.ascontiguousarray(w, dtype=np.float32))
                 g.create_dataset("bias", data=np.ascontiguousarray(b, dtype=np.float32))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _attr_str(value):
