@@ -1,7 +1,7 @@
 """The style-transfer objective: preprocessing, network, losses and their gradient with respect to the pixels."""
 import numpy as np
 
-from . import losses
+from . import losses, terms
 from .backend import xp_of
 
 
@@ -21,78 +21,84 @@ def preprocess_backward(dx, cache):
     return dimg[np.argsort(order)]
 
 
-def gram_targets(net, img, layers):
-    """Gram matrices of one image at the given layers: {name: (1, C, C)}."""
+def features(net, img, layers):
+    """Features of one image (3, H, W) at the given layers: {name: (1, C, h, w)}."""
     x, _ = preprocess_forward(img, net.weights)
     feats, _ = net.forward(x, layers)
-    return {name: losses.gram_forward(feats[name])[0] for name in layers}
+    return {name: feats[name] for name in layers}
+
+
+def gram_targets(net, img, layers):
+    """Gram matrices of one image at the given layers: {name: (1, C, C)}."""
+    return {name: losses.gram_forward(f)[0] for name, f in features(net, img, layers).items()}
+
+
+def build_terms(net, content_img, style_imgs, blend, content_layers, style_layers, content_weight=1.0,
+                style_weight=1.0, tv_weight=0.0):
+    """The loss terms of Gatys et al. with their targets computed once (the paper's equation 7, term by term).
+
+    content_img (3, H, W); style_imgs a list of (3, h, w) mixed by `blend`; layer weights are dicts name -> weight.
+    A term whose weight is 0 is left out, with its target never computed.
+    """
+    content_layers, style_layers = dict(content_layers), dict(style_layers)
+    out = []
+    if content_layers and content_weight:
+        feats = features(net, content_img, list(content_layers))
+        out += [terms.ContentTerm(n, content_weight * w, feats[n]) for n, w in content_layers.items()]
+    if style_layers and style_weight:
+        grams = [gram_targets(net, img, list(style_layers)) for img in style_imgs]
+        targets = terms.style_targets(grams, blend)
+        out += [terms.GramTerm(n, style_weight * w, targets[n]) for n, w in style_layers.items()]
+    if tv_weight:
+        out.append(terms.TVTerm(tv_weight))
+    return out
 
 
 class Objective:
-    """loss(img) and its gradient for img (3, H, W) RGB in [0, 1]. Targets are computed once, in __init__.
+    """loss(img) and its gradient for img (3, H, W) RGB in [0, 1]: the sum of its loss terms (terms.py).
 
-    content_img (3, H, W) at the output's size; style_imgs a list of (3, h, w) with blend weights;
-    layer weights are dicts name -> weight. Call evaluate(img) -> (loss, grad, parts).
+    Objective(net, content_img, style_imgs, blend, content_layers, style_layers, content_weight, style_weight,
+    tv_weight) builds Gatys et al.'s terms (build_terms); Objective.from_terms(net, terms) takes any list.
+    Call evaluate(img) -> (loss, grad, parts).
     """
 
     def __init__(self, net, content_img, style_imgs, blend, content_layers, style_layers,
                  content_weight=1.0, style_weight=1.0, tv_weight=0.0):
         self.net = net
-        self.content_layers = dict(content_layers)
-        self.style_layers = dict(style_layers)
-        self.content_weight, self.style_weight, self.tv_weight = content_weight, style_weight, tv_weight
-        self.layers = list(dict.fromkeys(list(self.content_layers) + list(self.style_layers)))
-        self.content_targets = {}
-        if self.content_layers and content_weight:
-            x, _ = preprocess_forward(content_img, net.weights)
-            feats, _ = net.forward(x, list(self.content_layers))
-            self.content_targets = {n: feats[n].copy() for n in self.content_layers}
-        # Blend several styles by mixing their Gram matrices (jcjohnson's -style_blend_weights).
-        total = float(sum(blend))
-        self.style_targets = {}
-        if self.style_layers and style_weight:
-            for img, b in zip(style_imgs, blend):
-                grams = gram_targets(net, img, list(self.style_layers))
-                for n, g in grams.items():
-                    g = g * g.dtype.type(b / total)
-                    self.style_targets[n] = g if n not in self.style_targets else self.style_targets[n] + g
+        self.terms = build_terms(net, content_img, style_imgs, blend, content_layers, style_layers,
+                                 content_weight, style_weight, tv_weight)
         self.evaluations = 0
 
+    @classmethod
+    def from_terms(cls, net, term_list):
+        obj = cls.__new__(cls)
+        obj.net, obj.terms, obj.evaluations = net, list(term_list), 0
+        return obj
+
     def evaluate(self, img, with_grad=True):
-        """img (3, H, W) -> (loss, dimg (3, H, W) or None, parts {term: weighted loss})."""
+        """img (3, H, W) -> (loss, dimg (3, H, W) or None, parts {term name: weighted loss})."""
         self.evaluations += 1
-        x, pcache = preprocess_forward(img, self.net.weights)
-        layers = [n for n in self.layers if n in self.content_targets or n in self.style_targets]
-        parts, dfeats, total = {}, {}, 0.0
+        layers = list(dict.fromkeys(t.layer for t in self.terms if t.layer != terms.PIXELS))
+        feats, ncache, pcache = {}, None, None
         if layers:
+            x, pcache = preprocess_forward(img, self.net.weights)
             feats, ncache = self.net.forward(x, layers)
-            for name, w in self.content_layers.items():
-                if name not in self.content_targets:
-                    continue
-                k = self.content_weight * w
-                loss, c = losses.content_forward(feats[name], self.content_targets[name])
-                parts[f"content {name}"] = k * loss
-                if with_grad:
-                    _add(dfeats, name, losses.content_backward(k, c))
-            for name, w in self.style_layers.items():
-                if name not in self.style_targets:
-                    continue
-                k = self.style_weight * w
-                loss, c = losses.style_forward(feats[name], self.style_targets[name])
-                parts[f"style {name}"] = k * loss
-                if with_grad:
-                    _add(dfeats, name, losses.style_backward(k, c))
-            del feats
-        total = sum(parts.values())
-        dimg = None
-        if with_grad:
-            dimg = preprocess_backward(self.net.backward(dfeats, ncache), pcache) if dfeats else xp_of(img).zeros_like(img)
-        if self.tv_weight:
-            loss, c = losses.tv_forward(img[None])
-            parts["tv"] = self.tv_weight * loss
-            total += parts["tv"]
+        feats[terms.PIXELS] = img[None]
+        parts, grads = {}, {}
+        for t in self.terms:
+            f = feats[t.layer]
+            value, dstats = t.loss(t.stats(f))
+            parts[t.name] = value
             if with_grad:
-                dimg = dimg + losses.tv_backward(self.tv_weight, c)[0]
+                _add(grads, t.layer, t.feature_grad(dstats, f))
+        feats = None                                   # the backward needs only the caches
+        total = sum(parts.values())
+        if not with_grad:
+            return total, None, parts
+        dpix = grads.pop(terms.PIXELS, None)
+        dimg = preprocess_backward(self.net.backward(grads, ncache), pcache) if grads else xp_of(img).zeros_like(img)
+        if dpix is not None:
+            dimg = dimg + dpix[0]
         return total, dimg, parts
 
 
