@@ -24,8 +24,8 @@ def test_style_on_real_images_writes_valid_image(tmp_path):
     content = shared_image("content", "tubingen.jpg")
     style = shared_image("style", "starry_night.jpg")
     out = str(tmp_path / "out.png")
-    code, err = run_cli("style", content, style, "-o", out, "-s", "64", "--scales", "2", "-n", "5",
-                        "--initial-iterations", "5")
+    code, err = run_cli("style", content, style, "-o", out, "-s", "64", "--scales", "2", "-n", "10",
+                        "--scale-iterations", "5,5")
     assert code == 0, err
     assert "UNTRAINED" in err                       # the loud warning
     with Image.open(out) as im:

@@ -164,8 +164,8 @@ def test_default_weights_cached_offline_and_download(server, monkeypatch):
 
 
 def test_resolve_weights_falls_back_with_warning():
-    from vggnumpy.transfer import resolve_weights
+    from vggnumpy.api import resolve_weights
     logs = []
-    w = resolve_weights(None, "vgg19", 0, log=logs.append)
+    w = resolve_weights(None, "vgg19", log=logs.append)
     assert not w.trained
     assert any("UNTRAINED" in m and "vggnumpy weights download" in m for m in logs)

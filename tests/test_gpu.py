@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vggnumpy import backend
-from vggnumpy.gpu.lbfgs import lbfgs as dev_lbfgs
+from vggnumpy.optim import device_lbfgs as dev_lbfgs
 from vggnumpy.kernels import conv as np_conv, pool as np_pool, relu as np_relu
 from vggnumpy.network import Network
 from vggnumpy.objective import Objective
@@ -25,7 +25,7 @@ def rel(a, b):
 # ---------------------------------------------------------------- anywhere
 
 def test_importing_vggnumpy_does_not_import_cupy():
-    code = "import sys, vggnumpy, vggnumpy.gpu, vggnumpy.gpu.lbfgs, vggnumpy.network; print('cupy' in sys.modules)"
+    code = "import sys, vggnumpy, vggnumpy.gpu, vggnumpy.optim.device, vggnumpy.network; print('cupy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -46,13 +46,16 @@ def test_device_lbfgs_solves_a_box_constrained_quadratic(rng):
     a = rng.uniform(0.1, 10, n)
     c = rng.uniform(-0.5, 1.5, n).astype(np.float32)
 
+    calls = []
+
     def fun(x):
+        calls.append(1)
         r = x.astype(np.float64) - c
         return float(0.5 * np.sum(a * r * r)), (a * r).astype(np.float32)
     x, info = dev_lbfgs(fun, np.full(n, 0.5, np.float32), 60)
     assert x.dtype == np.float32 and info["iterations"] == 60
     assert np.abs(x - np.clip(c, 0, 1)).max() < 1e-3
-    assert info["evaluations"] < 2 * 60
+    assert len(calls) < 2 * 60
 
 
 def _tiny_objective(xp, kernels=None):
@@ -99,11 +102,6 @@ def gk():
     pytest.importorskip("cupy")
     from vggnumpy.gpu import kernels
     return kernels
-
-
-@needs_gpu
-def test_every_kernel_compiles_with_nvrtc(gk):
-    assert len(gk.compile_all()) == 10
 
 
 @needs_gpu

