@@ -1,7 +1,6 @@
 """The CUDA sources without a GPU: nvcc compiles every one for sm_90 (and rejects a broken copy), and the same
-text, built for the host with a C++ compiler (one block of one thread), runs the GPU layer code against the
-NumPy loop references."""
-import ctypes
+text, built for the host with a C++ compiler and launched over the grid and block the GPU code asks for
+(tests/fakecupy.py), runs the GPU layer code against the NumPy loop references."""
 import glob
 import importlib.util
 import os
@@ -13,12 +12,12 @@ import types
 import numpy as np
 import pytest
 
+import fakecupy
 from vggnumpy.kernels import conv as np_conv, pool as np_pool, relu as np_relu
 
 GPU_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vggnumpy", "gpu")
 SOURCES = sorted(glob.glob(os.path.join(GPU_DIR, "*.cu")))
 NVCC = shutil.which("nvcc") or ("/usr/local/bin/nvcc" if os.path.exists("/usr/local/bin/nvcc") else None)
-CXX = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
 
 
 def _nvcc(paths, outdir):
@@ -54,62 +53,19 @@ def test_nvcc_rejects_a_broken_source(tmp_path):
 
 # ---------------------------------------------------------------- host emulation of the same sources
 
-PRELUDE = r"""
-#include <cstring>
-#define __global__
-#define __device__
-#define __forceinline__ inline
-struct vgg_dim3 { long long x, y, z; };
-static const vgg_dim3 blockIdx = {0, 0, 0}, threadIdx = {0, 0, 0}, blockDim = {1, 1, 1}, gridDim = {1, 1, 1};
-static inline float __int_as_float(unsigned int i) { float f; std::memcpy(&f, &i, 4); return f; }
-"""
-
-
-class _HostKernel:
-    """Calls an extern "C" kernel of a host-built library like cupy.RawKernel: kernel(grid, block, args)."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __call__(self, grid, block, args):
-        conv = []
-        for a in args:
-            if isinstance(a, np.ndarray):
-                assert a.flags.c_contiguous
-                conv.append(ctypes.c_void_p(a.ctypes.data))
-            elif isinstance(a, np.int32):
-                conv.append(ctypes.c_int32(int(a)))
-            elif isinstance(a, np.int64):
-                conv.append(ctypes.c_int64(int(a)))
-            else:
-                raise TypeError(f"kernel argument of type {type(a)}: pass np.int32/np.int64 or arrays")
-        self.fn(*conv)
-
-
 @pytest.fixture(scope="module")
-def host_kernels(tmp_path_factory):
-    """vggnumpy.gpu.kernels imported against a stand-in 'cupy': NumPy arrays, and RawModule built for the host."""
-    if CXX is None:
-        pytest.skip("no C++ compiler for the host emulation")
-    build = tmp_path_factory.mktemp("hostcu")
-    (build / "prelude.h").write_text(PRELUDE)
+def host_kernels():
+    """vggnumpy.gpu.kernels imported against a stand-in 'cupy': NumPy arrays, and RawModule built for the host.
 
-    class RawModule:
-        def __init__(self, code, options=()):
-            src = build / f"m{abs(hash(code))}.cpp"
-            lib = build / f"m{abs(hash(code))}.so"
-            src.write_text(code)
-            res = subprocess.run([CXX, "-O2", "-shared", "-fPIC", "-x", "c++", "-include", str(build / "prelude.h"),
-                                  str(src), "-o", str(lib)], capture_output=True, text=True, timeout=120)
-            assert res.returncode == 0, res.stderr
-            self.lib = ctypes.CDLL(str(lib))
-
-        def get_function(self, name):
-            return _HostKernel(getattr(self.lib, name))
-
+    The host build and the launch over the real grid and block are tests/fakecupy.py's (HostModule); here the
+    kernels take plain NumPy arrays, while tests/test_gpu_dryrun.py runs the same sources under the whole
+    stand-in (device arrays, the GPU path end to end)."""
+    reason = fakecupy.host_unavailable()
+    if reason:
+        pytest.skip(reason)
     fake = types.ModuleType("cupy")
     fake.__dict__.update({k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
-    fake.RawModule = RawModule
+    fake.RawModule = lambda code, options=(): fakecupy.HostModule(code, options)
     # Loaded under another name, so the real vggnumpy.gpu.kernels (and sys.modules['cupy']) stay untouched.
     spec = importlib.util.spec_from_file_location("vggnumpy.gpu._host_kernels", os.path.join(GPU_DIR, "kernels.py"))
     mod = importlib.util.module_from_spec(spec)
@@ -123,6 +79,17 @@ def host_kernels(tmp_path_factory):
         else:
             sys.modules["cupy"] = saved
     return mod
+
+
+def test_compile_all_names_every_kernel_of_the_sources(host_kernels):
+    """compile_all() resolves exactly the extern "C" kernels the .cu files define, each built for the host."""
+    defined = set()
+    for path in SOURCES:
+        with open(path) as f:
+            defined |= set(fakecupy.kernel_signatures(f.read()))
+    names = host_kernels.compile_all()
+    assert len(names) == len(set(names))
+    assert set(names) == defined
 
 
 CONV_CASES = [  # (C, O, H, W, K, stride, pad)

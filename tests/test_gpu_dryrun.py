@@ -1,0 +1,250 @@
+"""The GPU path on the CPU: vggnumpy's CuPy code under tests/fakecupy.py (NumPy arrays inside a device-array type,
+the real CUDA sources of vggnumpy/gpu built for the host and launched over their grids), against the NumPy path.
+
+It catches what the GPU tests would catch without needing a GPU: a kernel that disagrees with the NumPy kernel,
+a wrong argument type or a non-contiguous array passed to a raw kernel, a host/device mix-up (np.asarray of a
+device array, NumPy and device arrays in one expression), a device array leaking out of stylize.
+"""
+import sys
+
+import numpy as np
+import pytest
+
+import fakecupy
+from vggnumpy import backend
+from vggnumpy.kernels import conv as np_conv, pool as np_pool, relu as np_relu
+from vggnumpy.network import Network
+from vggnumpy.objective import Objective
+from vggnumpy.weights import random_weights
+
+pytestmark = pytest.mark.filterwarnings("ignore:running an UNTRAINED network")
+
+
+@pytest.fixture
+def cp(monkeypatch):
+    """The stand-in as `cupy` for this test (skipped without a host C++ compiler), undone afterwards."""
+    return fakecupy.install(monkeypatch)
+
+
+@pytest.fixture
+def gk(cp):
+    """vggnumpy.gpu.kernels imported against the stand-in."""
+    from vggnumpy.gpu import kernels
+    assert kernels.cp is cp
+    return kernels
+
+
+@pytest.fixture(scope="module")
+def vgg19():
+    return random_weights("vgg19", 0)
+
+
+def rel(a, b):
+    """Largest absolute difference over the largest magnitude of the reference (host arrays)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+# ---------------------------------------------------------------- the stand-in itself
+
+def test_get_xp_gpu_returns_the_stand_in(cp):
+    assert backend.gpu_status() == (True, fakecupy.DEVICE_NAME)
+    assert backend.get_xp("gpu") == (cp, "gpu")
+    msgs = []
+    assert backend.get_xp("auto", log=msgs.append) == (cp, "gpu") and "GPU" in msgs[0]
+    a = cp.zeros((2, 3), dtype=cp.float32)
+    assert not isinstance(a, np.ndarray) and backend.xp_of(a) is cp and backend.xp_of(a.get()) is np
+    assert type(backend.to_numpy(a)) is np.ndarray
+
+
+def test_install_is_undone_after_the_test():
+    before = sys.modules.get("cupy")
+    mp = pytest.MonkeyPatch()
+    cp = fakecupy.install(mp)
+    from vggnumpy.gpu import kernels
+    assert kernels.cp is cp and sys.modules["cupy"] is cp
+    mp.undo()
+    import vggnumpy.gpu
+    assert sys.modules.get("cupy") is before
+    assert getattr(sys.modules.get("vggnumpy.gpu.kernels"), "cp", None) is not cp
+    assert getattr(getattr(vggnumpy.gpu, "kernels", None), "cp", None) is not cp
+
+
+def test_the_stand_in_refuses_what_cupy_refuses(cp, gk):
+    """Host/device mix-ups and badly typed raw-kernel arguments fail here, as they would (or would corrupt) on a GPU."""
+    a = cp.asarray(np.arange(6, dtype=np.float32))
+    with pytest.raises(TypeError, match="get"):
+        np.asarray(a)
+    with pytest.raises(TypeError):
+        a + np.ones(6, np.float32)
+    with pytest.raises(TypeError):
+        cp.matmul(a.reshape(2, 3), np.ones((3, 2), np.float32))
+    with pytest.raises(AttributeError):
+        cp.not_a_cupy_function
+    relu = gk._fn("relu.cu", "relu_fwd")
+    out, mask = cp.empty_like(a), cp.empty(a.shape, dtype=cp.bool_)
+    with pytest.raises(TypeError, match="long long"):            # n is long long: np.int32 would be garbage
+        relu((1,), (32,), (a, out, mask, np.int32(a.size)))
+    with pytest.raises(TypeError, match="bool"):                 # mask is bool*
+        relu((1,), (32,), (a, out, cp.empty(a.shape, dtype=cp.uint8), np.int64(a.size)))
+    with pytest.raises(TypeError, match="device array"):
+        relu((1,), (32,), (a.get(), out, mask, np.int64(a.size)))
+    with pytest.raises(ValueError, match="contiguous"):
+        relu((1,), (32,), (cp.asarray(np.arange(12, dtype=np.float32))[::2], out, mask, np.int64(6)))
+    with pytest.raises(fakecupy.CUDADriverError):
+        relu((1,), (2048,), (a, out, mask, np.int64(a.size)))
+    relu((1,), (4,), (a - 2, out, mask, np.int64(a.size)))     # 4 threads, grid-stride over 6 items
+    np.testing.assert_array_equal(out.get(), np.maximum(np.arange(6) - 2, 0))
+
+
+def test_empty_is_poisoned_and_views_write_through(cp):
+    e = cp.empty((3,), dtype=cp.float32)
+    assert np.isnan(e.get()).all()
+    z = cp.zeros((2, 3), dtype=cp.float32)
+    z[1].reshape(3)[:] = 5
+    z[:, :1] += cp.ones((2, 1), dtype=cp.float32)
+    np.testing.assert_array_equal(z.get(), [[1, 0, 0], [6, 5, 5]])
+
+
+def test_elementwise_and_reduction_kernels_compile_their_c_expressions(cp, rng):
+    from vggnumpy.optim.device import dot64
+    x = rng.standard_normal(1001).astype(np.float32)
+    y = rng.standard_normal(1001).astype(np.float32)
+    d = dot64(cp)(cp.asarray(x), cp.asarray(y))
+    assert isinstance(d, cp.ndarray) and d.dtype == np.float64 and d.shape == ()
+    assert abs(float(d) - np.dot(x.astype(np.float64), y.astype(np.float64))) < 1e-12 * np.abs(x * y).sum()
+    with pytest.raises(TypeError, match="mismatched"):
+        dot64(cp)(cp.asarray(x.astype(np.float64)), cp.asarray(y))
+    axpy = cp.ElementwiseKernel("T a, T x, T y", "T z", "z = a * x + y", "axpy")
+    z = axpy(np.float32(2), cp.asarray(x), cp.asarray(y))
+    assert z.dtype == np.float32
+    np.testing.assert_allclose(z.get(), 2 * x + y, rtol=1e-6, atol=1e-6)
+    ssq = cp.ReductionKernel("T x", "T y", "x * x", "a + b", "y = sqrt(a)", "0", "norm")
+    np.testing.assert_allclose(float(ssq(cp.asarray(x))), np.linalg.norm(x), rtol=1e-5)
+
+
+# ---------------------------------------------------------------- each GPU kernel against the NumPy kernel
+
+CONV_CASES = [  # (C, O, H, W, K, stride, pad)
+    (3, 4, 7, 9, 3, 1, 1), (2, 3, 13, 11, 5, 3, 0), (3, 2, 9, 8, 5, 1, 2), (4, 3, 6, 5, 1, 1, 0),
+    (3, 4, 9, 10, 3, 2, 1),
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("banded", [False, True])
+def test_conv_kernels_match_numpy(cp, gk, case, banded, rng, monkeypatch):
+    c, o, h, w, k, s, p = case
+    if banded:   # several bands of output rows: the chunked im2col and accumulating col2im
+        monkeypatch.setattr(gk, "CHUNK_ELEMS", c * k * k * 3)
+    x = rng.standard_normal((2, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((o, c, k, k)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32)
+    d = rng.standard_normal((2, o, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)).astype(np.float32)
+    ref, rcache = np_conv.forward(x, wt, b, s, p)
+    out, cache = gk.conv.forward(cp.asarray(x), cp.asarray(wt), cp.asarray(b), s, p)
+    assert isinstance(out, cp.ndarray) and out.dtype == np.float32 and out.shape == ref.shape
+    assert rel(out.get(), ref) < 1e-5
+    dx = gk.conv.backward(cp.asarray(d), cache)
+    assert isinstance(dx, cp.ndarray) and rel(dx.get(), np_conv.backward(d, rcache)) < 1e-5
+    fused, fcache = gk.conv.forward_relu(cp.asarray(x), cp.asarray(wt), cp.asarray(b), s, p)
+    mask = fcache[4].get()
+    assert rel(fused.get(), np.maximum(ref, 0)) < 1e-5
+    np.testing.assert_array_equal(mask, fused.get() > 0)
+    assert rel(gk.conv.backward(cp.asarray(d), fcache).get(), np_conv.backward(d * mask, rcache)) < 1e-5
+    assert fakecupy.launches["im2col_rows"] >= (4 if banded else 2) and fakecupy.launches["col2im_rows"] >= 2
+    assert fakecupy.launches["add_bias"] == 1 and fakecupy.launches["add_bias_relu"] == 1
+
+
+POOL_CASES = [  # (H, W, k, stride, pad, ceil)
+    (8, 8, 2, 2, 0, False), (7, 9, 2, 2, 0, True), (7, 7, 3, 2, 1, True), (9, 6, 3, 1, 1, False),
+]
+
+
+@pytest.mark.parametrize("case", POOL_CASES)
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_pool_kernels_match_numpy(cp, gk, case, mode, rng):
+    h, w, k, s, p, ceil = case
+    x = rng.integers(-2, 3, size=(2, 3, h, w)).astype(np.float32)     # many ties: the first maximum wins
+    ref, rcache = np_pool.forward(x, k, s, p, ceil, mode)
+    out, cache = gk.pool.forward(cp.asarray(x), k, s, p, ceil, mode)
+    assert isinstance(out, cp.ndarray)
+    np.testing.assert_allclose(out.get(), ref, rtol=1e-6, atol=1e-6)
+    if mode == "max":
+        np.testing.assert_array_equal(cache[-1].get(), rcache[-1])     # the same winning taps
+    d = rng.standard_normal(ref.shape).astype(np.float32)
+    dx = gk.pool.backward(cp.asarray(d), cache)
+    np.testing.assert_allclose(dx.get(), np_pool.backward(d, rcache), rtol=1e-5, atol=1e-5)
+    assert fakecupy.launches[f"{mode}pool_fwd"] == 1 and fakecupy.launches[f"{mode}pool_bwd"] == 1
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_relu_kernels_match_numpy(cp, gk, inplace, rng):
+    x = rng.standard_normal((2, 3, 5, 4)).astype(np.float32)
+    x[0, 0, 0, :2] = 0.0
+    ref, rmask = np_relu.forward(x.copy())
+    xin = cp.asarray(x)
+    out, mask = gk.relu.forward(xin, inplace=inplace)
+    assert (out is xin) == inplace and mask.dtype == np.bool_
+    np.testing.assert_array_equal(out.get(), ref)
+    np.testing.assert_array_equal(mask.get(), x > 0)
+    d = rng.standard_normal(x.shape).astype(np.float32)
+    np.testing.assert_array_equal(gk.relu.backward(cp.asarray(d), mask).get(), np_relu.backward(d, rmask))
+    assert fakecupy.launches["relu_fwd"] == 1 and fakecupy.launches["relu_bwd"] == 1
+
+
+# ---------------------------------------------------------------- the untrained VGG-19: network and objective
+
+def test_network_features_and_input_gradient_match_numpy(cp, gk, vgg19, rng):
+    """Max pooling, features asked at a conv (unfused) and at ReLUs (fused), gradient back to the pixels."""
+    x = rng.standard_normal((1, 3, 32, 36)).astype(np.float32)
+    layers = ["relu1_1", "conv3_1", "relu5_1"]
+    ref_net, net = Network(vgg19, "max"), Network(vgg19, "max", kernels=gk.KERNELS)
+    f_ref, c_ref = ref_net.forward(x.copy(), layers)
+    f, c = net.forward(cp.asarray(x), layers)
+    r = {n: rng.standard_normal(f_ref[n].shape).astype(np.float32) for n in layers}
+    for n in layers:
+        assert isinstance(f[n], cp.ndarray) and rel(f[n].get(), f_ref[n]) < 1e-5, n
+    dx = net.backward({n: cp.asarray(v) for n, v in r.items()}, c)
+    assert isinstance(dx, cp.ndarray) and rel(dx.get(), ref_net.backward(r, c_ref)) < 1e-5
+
+
+def test_objective_loss_and_gradient_match_numpy(cp, gk, vgg19, rng):
+    """Gatys' objective (content relu4_2, style relu1_1..relu5_1, TV; avg pooling) at 40x32 px."""
+    content = rng.uniform(0, 1, (3, 32, 40)).astype(np.float32)
+    style = rng.uniform(0, 1, (3, 36, 36)).astype(np.float32)
+    img = np.clip(content + 0.1 * rng.standard_normal(content.shape), 0, 1).astype(np.float32)
+    style_layers = {n: 0.2 for n in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")}
+    args = ([1.0], {"relu4_2": 1.0}, style_layers, 1.0, 5.0, 0.5)
+    obj_np = Objective(Network(vgg19, "avg"), content, [style], *args)
+    obj_gpu = Objective(Network(vgg19, "avg", kernels=gk.KERNELS), cp.asarray(content), [cp.asarray(style)], *args)
+    loss, g, parts = obj_np.evaluate(img.copy())
+    lg, gg, pg = obj_gpu.evaluate(cp.asarray(img))
+    assert isinstance(gg, cp.ndarray) and gg.dtype == np.float32 and gg.shape == img.shape
+    assert abs(lg - loss) < 1e-5 * loss
+    assert parts.keys() == pg.keys() and all(abs(pg[k] - parts[k]) < 1e-5 * loss for k in parts)
+    assert rel(gg.get(), g) < 1e-4
+
+
+# ---------------------------------------------------------------- stylize end to end: device gpu against cpu
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "lbfgs-device", "adam"])
+def test_stylize_on_the_gpu_path_matches_the_cpu(cp, vgg19, optimizer, rng):
+    import vggnumpy
+    content = rng.uniform(0, 1, (24, 32, 3)).astype(np.float32)      # 32 px on its long side: not resized
+    style = rng.uniform(0, 1, (28, 28, 3)).astype(np.float32)
+    kw = dict(size=32, iterations=4, scales=1, weights=vgg19, progress=False, optimizer=optimizer,
+              log=lambda msg: None)
+    ref = vggnumpy.stylize(content, [style], device="cpu", **kw)
+    assert sum(fakecupy.launches.values()) == 0                          # the CPU run never touches the stand-in
+    res = vggnumpy.stylize(content, [style], device="gpu", **kw)
+    assert type(res.image) is np.ndarray and res.image.dtype == np.float32 and res.image.shape == ref.image.shape
+    assert res.iterations == ref.iterations == 4
+    diff = np.abs(res.image - ref.image)
+    assert diff.mean() < 1e-4 and diff.max() < 1 / 255
+    assert abs(res.loss - ref.loss) < 1e-4 * ref.loss
+    assert np.abs(ref.image - content).mean() > 1e-3                     # the run did move the pixels
+    # The layers ran as the CUDA kernels (fused conv+ReLU, avg pooling of the untrained defaults, backward).
+    for name in ("im2col_rows", "add_bias_relu", "col2im_rows", "relu_bwd", "avgpool_fwd", "avgpool_bwd"):
+        assert fakecupy.launches[name] > 0, name
+    assert (fakecupy.launches["vggnumpy_dot64"] > 0) == (optimizer == "lbfgs-device")
