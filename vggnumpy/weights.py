@@ -102,8 +102,20 @@ def _attr_str(value):
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _read_layers(path, f, arch):
+    """name -> (kernel, bias) of the conv layers present, every dataset checked (in this file, of its layer's shape,
+    holding what it declares) before any is read; an absent layer is left to check_params to name."""
+    from .convert.common import h5_dataset, h5_get, h5_values
+    found = {}
+    for name, shape in archmod.conv_layers(arch):
+        w, b = h5_get(path, f, f"{name}/weight"), h5_get(path, f, f"{name}/bias")
+        if w is not None and b is not None:
+            found[name] = (h5_dataset(path, w, shape), h5_dataset(path, b, shape[:1]))
+    return {name: (h5_values(path, w), h5_values(path, b)) for name, (w, b) in found.items()}
+
+
 def load(path):
-    """Read and check one of our HDF5 weight files."""
+    """Read and check one of our HDF5 weight files; nothing outside it is opened (see convert.common.h5_get)."""
     import h5py
     if not os.path.exists(path):
         raise WeightsError(f"{path}: no such weights file; run 'vggnumpy weights list' to see what is cached")
@@ -121,10 +133,7 @@ def load(path):
         try:
             arch = _attr_str(f.attrs["arch"])
             archmod.get_table(arch)
-            params = {}
-            for name, _ in archmod.conv_layers(arch):
-                if name in f and "weight" in f[name] and "bias" in f[name]:
-                    params[name] = (f[name]["weight"][...], f[name]["bias"][...])
+            params = _read_layers(path, f, arch)
             known = {"format", "format_version", "arch", "layers", "channel_order", "pixel_scale", "mean", "std",
                      "trained", "source", "source_sha256", "description"}
             w = Weights(
@@ -140,6 +149,8 @@ def load(path):
                 path=path,
                 extra={k: f.attrs[k] for k in f.attrs if k not in known},
             )
+        except WeightsError:
+            raise
         except (KeyError, ValueError, TypeError) as e:
             raise WeightsError(f"{path}: damaged vggnumpy weights file ({e}); convert or download it again") from None
     if w.channel_order not in ("RGB", "BGR") or len(w.mean) != 3 or len(w.std) != 3 or min(w.std) <= 0:

@@ -37,7 +37,7 @@ def detect(path):
             with h5py.File(path, "r") as f:
                 if f.attrs.get("format") in ("vggnumpy-weights", b"vggnumpy-weights"):
                     return "vggnumpy"
-                if is_keras(f):
+                if is_keras(f, path):
                     return "keras"
         except OSError as e:
             raise WeightsError(f"{path}: an HDF5 file that cannot be opened ({e}); it is truncated or damaged") from None

@@ -1,4 +1,5 @@
 """Caffe .caffemodel (NetParameter protobuf; V0/V1 `layers` = 2 and new `layer` = 100) -> OIHW kernels, BGR 0-255."""
+import math
 import mmap
 
 import numpy as np
@@ -89,7 +90,7 @@ def _blob(buf, span, path, where):
     if shape is None:
         shape = [legacy.get(i, 1) for i in (1, 2, 3, 4)]
     data = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    if data.size != int(np.prod(shape)):
+    if data.size != math.prod(shape):               # Python ints: np.prod would wrap past 2**63 (to 0, say)
         raise WeightsError(f"{path}: layer {where} has a blob of {data.size} values for shape {tuple(shape)}; "
                            f"the file is damaged")
     return data.astype(np.float32).reshape(shape)

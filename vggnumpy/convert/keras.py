@@ -3,8 +3,9 @@ import re
 
 import numpy as np
 
+from .. import arch as archmod
 from ..weights import WeightsError
-from .common import build
+from .common import build, h5_dataset, h5_get, h5_values
 
 LAYER = re.compile(r"block(\d)_conv(\d)$")
 KERNEL = re.compile(r"(^|/|_)(kernel:0|W(_\d+)?:0)$")
@@ -15,9 +16,41 @@ def _s(v):
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def is_keras(f):
-    """True when an open h5py.File looks like a Keras weights file."""
-    return "layer_names" in f.attrs or ("model_weights" in f and "layer_names" in f["model_weights"].attrs)
+def is_keras(f, path=None):
+    """True when an open h5py.File looks like a Keras weights file; WeightsError when model_weights leads elsewhere."""
+    if "layer_names" in f.attrs:
+        return True
+    g = h5_get(path or f.filename, f, "model_weights")
+    return g is not None and "layer_names" in g.attrs
+
+
+def _datasets(path, g, arch):
+    """conv name -> (kernel, bias) datasets of the Keras layers in g, each checked by h5_dataset (nothing read)."""
+    shapes = dict(archmod.conv_layers(arch or "vgg19"))      # VGG16's convs have VGG19's shapes under the same names
+    found = {}
+    for lname in (_s(n) for n in g.attrs["layer_names"]):
+        m = LAYER.match(lname)
+        name = f"conv{m.group(1)}_{m.group(2)}" if m else None
+        if name not in shapes:
+            continue
+        lg = h5_get(path, g, lname)
+        if lg is None:
+            raise WeightsError(f"{path}: Keras layer {lname} is listed but its group is missing; the file is damaged")
+        wnames = [_s(n) for n in lg.attrs.get("weight_names", [])]
+        kn = [n for n in wnames if KERNEL.search(n)]
+        bn = [n for n in wnames if BIAS.search(n)]
+        if len(kn) != 1 or len(bn) != 1:
+            raise WeightsError(f"{path}: Keras layer {lname} has weights {wnames}; expected one kernel and one bias")
+        k, b = h5_get(path, lg, kn[0]), h5_get(path, lg, bn[0])
+        if k is None or b is None:
+            raise WeightsError(f"{path}: Keras layer {lname}: its weights {wnames} are missing; the file is damaged")
+        o, i, kh, kw = shapes[name]
+        kshape = getattr(k, "shape", None)
+        if kshape and len(kshape) == 4 and kshape[2:] == (kh, kw) and kshape[:2] != (kh, kw):
+            raise WeightsError(f"{path}: Keras layer {lname} kernel {kshape} is in Theano order (th_kernels); "
+                               f"use the tf_dim_ordering_tf_kernels file")
+        found[name] = (h5_dataset(path, k, (kh, kw, i, o)), h5_dataset(path, b, (o,)))
+    return found
 
 
 def read(path, arch=None, conv="caffe"):
@@ -26,30 +59,11 @@ def read(path, arch=None, conv="caffe"):
         f = h5py.File(path, "r")
     except OSError as e:
         raise WeightsError(f"{path}: cannot read this HDF5 file ({e}); it is damaged or truncated, download it again") from None
-    params = {}
     with f:
-        g = f if "layer_names" in f.attrs else f["model_weights"]
-        for lname in (_s(n) for n in g.attrs["layer_names"]):
-            m = LAYER.match(lname)
-            if not m:
-                continue
-            if lname not in g:
-                raise WeightsError(f"{path}: Keras layer {lname} is listed but its group is missing; the file is damaged")
-            lg = g[lname]
-            wnames = [_s(n) for n in lg.attrs.get("weight_names", [])]
-            kn = [n for n in wnames if KERNEL.search(n)]
-            bn = [n for n in wnames if BIAS.search(n)]
-            if len(kn) != 1 or len(bn) != 1:
-                raise WeightsError(f"{path}: Keras layer {lname} has weights {wnames}; expected one kernel and one bias")
-            try:
-                k, b = lg[kn[0]][()], lg[bn[0]][()]          # k (KH, KW, I, O)
-            except (KeyError, OSError) as e:
-                raise WeightsError(f"{path}: Keras layer {lname}: cannot read its weights ({e}); the file is damaged") from None
-            if k.ndim != 4:
-                raise WeightsError(f"{path}: Keras layer {lname} kernel has shape {k.shape}, expected (KH, KW, I, O)")
-            if k.shape[2:] == (3, 3) and k.shape[:2] != (3, 3):
-                raise WeightsError(f"{path}: Keras layer {lname} kernel {k.shape} is in Theano order (th_kernels); "
-                                   f"use the tf_dim_ordering_tf_kernels file")
-            name = f"conv{m.group(1)}_{m.group(2)}"
-            params[name] = (np.transpose(k, (3, 2, 0, 1)), b)  # (O, I, KH, KW)
+        g = f if "layer_names" in f.attrs else h5_get(path, f, "model_weights")
+        if g is None or "layer_names" not in g.attrs:
+            raise WeightsError(f"{path}: an HDF5 file without Keras' layer_names; not a Keras weights file")
+        found = _datasets(path, g, arch)
+        params = {n: (np.transpose(h5_values(path, k), (3, 2, 0, 1)), h5_values(path, b))   # (KH, KW, I, O) -> OIHW
+                  for n, (k, b) in found.items()}
     return build(path, params, conv, "Keras", arch)

@@ -1,8 +1,10 @@
 """PyTorch .pth state dicts, legacy (pre-1.6) and zip, read by a restricted unpickler that never runs file code."""
 import collections
 import io
+import math
 import os
 import pickle
+import pickletools
 import struct
 import zipfile
 
@@ -58,6 +60,10 @@ class Tensor:
         if not ok:
             raise WeightsError(f"{path}: tensor {key} has a bad layout (offset {off}, size {size}, stride {stride})")
         data = s.array(path)
+        count = math.prod(size)
+        if count > data.size:   # stride 0 would repeat stored values into an array as large as declared
+            raise WeightsError(f"{path}: tensor {key} declares {count} values but its storage holds {data.size}; "
+                               f"vggnumpy copies only values the file holds, refused")
         if data.dtype == np.uint16:            # bfloat16: the high half of a float32
             data = (data.astype(np.uint32) << 16).view(np.float32)
         if 0 in size:
@@ -107,9 +113,51 @@ class SafeUnpickler(pickle.Unpickler):
         return self.persistent(pid)
 
 
+class _Bounded:
+    """read/readline/tell over the rest of a seekable stream; a read of more bytes than remain is refused, so that
+    a length a pickle declares is compared with the file before anything of that length is allocated."""
+
+    def __init__(self, f, path):
+        self.f, self.path = f, path
+        start = f.tell()
+        self.end = f.seek(0, 2)
+        f.seek(start)
+
+    def read(self, n=-1):
+        left = self.end - self.f.tell()
+        if n > left:
+            raise WeightsError(f"{self.path}: the pickle declares {n} bytes at byte {self.f.tell()} but only {left} "
+                               f"remain; the file is truncated or damaged")
+        return self.f.read(n)
+
+    def readline(self):
+        return self.f.readline()
+
+    def tell(self):
+        return self.f.tell()
+
+
+def _scan(f, path):
+    """Walk the opcodes of the pickle at f's position (pickletools, through _Bounded) and come back. CPython's
+    unpickler allocates a length an opcode declares before reading it, and grows its memo (zeroed) up to the
+    largest index a PUT names: refuse a length beyond the file and a memo index beyond the opcodes seen so far
+    (a pickler numbers its memo entries 0, 1, 2, ... as it makes them)."""
+    start, seen, src = f.tell(), 0, _Bounded(f, path)
+    for op, arg, pos in pickletools.genops(src):
+        seen += 1
+        if op.name == "FRAME" and arg > src.end - src.tell():   # the unpickler reads a whole frame at once
+            raise WeightsError(f"{path}: the pickle declares a frame of {arg} bytes at byte {pos} but only "
+                               f"{src.end - src.tell()} remain; the file is truncated or damaged")
+        if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and int(arg) > seen:
+            raise WeightsError(f"{path}: the pickle names memo index {arg} at byte {pos}, after {seen} opcodes; "
+                               f"the file is damaged")
+    f.seek(start)
+
+
 def safe_load(f, path, persistent=None):
-    """One pickle from file object f, through SafeUnpickler; every failure becomes a WeightsError."""
+    """One pickle from file object f, scanned then read through SafeUnpickler; every failure is a WeightsError."""
     try:
+        _scan(f, path)
         return SafeUnpickler(f, path, persistent).load()
     except WeightsError:
         raise
@@ -183,6 +231,27 @@ def _roots(items):
     return {id(t.storage.base): t.storage.base for _, t in items if isinstance(t.storage, Storage)}
 
 
+def _record(zf, name, path, what, need=0):
+    """The bytes of an archive member, once its header shows them stored as they are (torch.save never compresses;
+    a compressed member could inflate to far more than the file holds), inside the file, and `need` bytes long."""
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        raise WeightsError(f"{path}: {what} is missing from the archive; the file is truncated or damaged") from None
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise WeightsError(f"{path}: {what} is compressed (zip method {info.compress_type}); torch.save stores "
+                           f"records as they are, and vggnumpy inflates nothing: save the file again with torch.save")
+    if info.file_size < need:
+        raise WeightsError(f"{path}: {what} declares {need} bytes but its record holds {info.file_size}; "
+                           f"the file is truncated or damaged")
+    if info.compress_size != info.file_size or info.header_offset + info.file_size > os.path.getsize(path):
+        raise WeightsError(f"{path}: {what} runs past the end of the file; the file is truncated or damaged")
+    try:
+        return zf.read(name)
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise WeightsError(f"{path}: {what} cannot be read ({e}); the file is truncated or damaged") from None
+
+
 def read_zip(path, keep=lambda key: True):
     """torch.save's zip format (1.6+): <top>/data.pkl with persistent ids into <top>/data/<key>."""
     try:
@@ -195,7 +264,7 @@ def read_zip(path, keep=lambda key: True):
             raise WeightsError(f"{path}: a zip archive without torch's <name>/data.pkl; not a .pth file")
         top = pkls[0][:-len("data.pkl")]
         order = "<"
-        if top + "byteorder" in zf.namelist() and zf.read(top + "byteorder").strip() == b"big":
+        if top + "byteorder" in zf.namelist() and _record(zf, top + "byteorder", path, "byteorder").strip() == b"big":
             order = ">"
         storages = {}
 
@@ -205,20 +274,11 @@ def read_zip(path, keep=lambda key: True):
             _, stype, key, _location, numel = pid
             return storages.setdefault(str(key), Storage(_storage_type(path, stype), key, numel))
 
-        try:
-            obj = safe_load(io.BytesIO(zf.read(pkls[0])), path, persistent)
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
-            raise WeightsError(f"{path}: cannot read data.pkl ({e}); the file is damaged") from None
+        obj = safe_load(io.BytesIO(_record(zf, pkls[0], path, "data.pkl")), path, persistent)
         items = _tensors(path, obj, keep, materialize=False)
         for s in _roots(items).values():
             dt = _dtype(s, order)
-            try:
-                raw = zf.read(f"{top}data/{s.key}")
-            except (KeyError, zipfile.BadZipFile, OSError, EOFError) as e:
-                raise WeightsError(f"{path}: storage {s.key} cannot be read ({e}); the file is truncated or damaged") from None
-            if len(raw) < s.numel * dt.itemsize:
-                raise WeightsError(f"{path}: storage {s.key} holds {len(raw)} of {s.numel * dt.itemsize} bytes; "
-                                   f"the file is truncated")
+            raw = _record(zf, f"{top}data/{s.key}", path, f"storage {s.key}", s.numel * dt.itemsize)
             s.data = np.frombuffer(raw, dtype=dt, count=s.numel).astype(dt.newbyteorder("="), copy=False)
         return collections.OrderedDict((k, t.numpy(path, k)) for k, t in items)
 
