@@ -157,6 +157,23 @@ def _network(w, o, xp):
     return net, cw, dict(zip(style_layers, (float(v) for v in lw))), min_side
 
 
+def check_memory(arch, net, cw, sw, o, shape, style_shapes, xp):
+    """Refuse, before the long work, a run that needs more memory than the machine has (a model: memory.py)."""
+    from . import memory
+    have = memory.available()
+    if have is None or xp is not np:
+        return
+    deepest = archmod.layer_names(arch)[net._deepest(list(cw) + list(sw))]
+    need, net_b, opt_b = memory.estimate(arch, *shape, deepest, o.optimizer, o.lbfgs_memory)
+    style = max(memory.estimate(arch, *s, deepest, "adam", 0)[1] for s in style_shapes)
+    if max(need, style) > have:
+        gb = lambda b: f"{b / 2 ** 30:.1f} GB"
+        raise config.OptionError(
+            f"--size {o.size}: this run needs about {gb(max(need, style))} of memory (the network's features "
+            f"{gb(max(net_b, style))}, the optimiser's history {gb(opt_b)}) and {gb(have)} are available; lower "
+            f"--size or --style-scale, or use --optimizer lbfgs-device or a smaller --lbfgs-memory")
+
+
 def _as_image(src, size, min_side, what):
     if isinstance(src, np.ndarray):
         arr = np.clip(np.asarray(src, dtype=np.float32), 0, 1)
@@ -278,6 +295,7 @@ def run(job, weights=None, log=None, on_step=None, stop=None):
                       UntrainedWeightsWarning, stacklevel=3)
     net, cw, sw, min_side = _network(w, o, xp)
     content, styles, init = read_inputs(job, o, min_side)
+    check_memory(w.arch, net, cw, sw, o, content.shape[:2], [s.shape[:2] for s in styles], xp)
     plan = sched.plan(o.size, o.scales, o.iterations, o.scale_iterations, o.init, content.shape[:2], min_side)
     H, W = content.shape[:2]
     log(f"vggnumpy: {w.arch} ({'pretrained' if w.trained else 'UNTRAINED'}: {w.description or w.source}), "
