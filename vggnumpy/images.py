@@ -1,11 +1,13 @@
 """Reading, resizing and writing images, and luminance-only colour transfer; pixels are float32 RGB in [0, 1]."""
 import os
+import warnings
 
 import numpy as np
 
 from .paths import atomic_write
 
 WRITABLE = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+MAX_INPUT_PIXELS = 150_000_000      # 1.8 GB as float32 RGB; a 12000x12000 image declared in a 40 KB PNG is refused
 
 
 class ImageError(ValueError):
@@ -33,6 +35,13 @@ def _to_rgb_array(im):
     return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
 
 
+def _check_pixels(path, what, w, h):
+    """Refuse, before decoding, an image that declares more pixels than MAX_INPUT_PIXELS."""
+    if w * h > MAX_INPUT_PIXELS:
+        raise ImageError(f"{path}: {what} is {w}x{h} = {w * h:,} pixels, more than the {MAX_INPUT_PIXELS:,} "
+                         f"vggnumpy reads (a decompression bomb, or a picture too large); shrink it first")
+
+
 def load_image(path, size=None, min_side=1, what="image"):
     """Read an image file; EXIF rotation applied; longest side resized to `size` (Lanczos) when given.
 
@@ -44,10 +53,16 @@ def load_image(path, size=None, min_side=1, what="image"):
     if os.path.isdir(path):
         raise ImageError(f"{path}: {what} is a folder, not an image file")
     try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            arr = _to_rgb_array(im)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)    # our own limit is checked below
+            with Image.open(path) as im:
+                _check_pixels(path, what, *im.size)
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                arr = _to_rgb_array(im)
+    except Image.DecompressionBombError:
+        raise ImageError(f"{path}: {what} declares more than {MAX_INPUT_PIXELS:,} pixels (a decompression bomb, or "
+                         f"a picture too large to read); shrink it first") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: {what} is not an image Pillow can read; give a PNG, JPEG or other image file") from None
     except (OSError, ValueError, SyntaxError) as e:
