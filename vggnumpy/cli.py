@@ -33,6 +33,8 @@ PARSERS = {"int": _one(int, "a whole number"), "float": _one(float, "a number"),
 def default_text(f):
     """The default an option's help names: one value, or one per network when it depends on the network."""
     show = lambda v: f"{v:g}" if isinstance(v, float) else str(v)
+    if f.metadata["shown"]:
+        return f.metadata["shown"]
     if f.metadata["network"]:
         a, b = (show(config.NETWORK_DEFAULTS[k][f.name]) for k in ("pretrained", "untrained"))
         return a if a == b else f"{a} with pretrained weights, {b} untrained"
@@ -177,3 +179,20 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def options_table():
+    """The README's options table, made from config.Options (tests/test_readme.py keeps the README equal to it)."""
+    rows = ["| option | default | meaning |", "|---|---|---|",
+            "| `-o, --output` | out.png | output, PNG or JPEG by extension |"]
+    for f in config.fields():
+        m = f.metadata
+        flags = ", ".join(m["flags"]) + (f" {m['metavar']}" if m["metavar"] else "")
+        d = default_text(f) or ("off" if m["kind"] == "flag" else "on" if m["kind"] == "noflag" else "none")
+        meaning = m["help"] + (f"; one of {', '.join(m['choices'])}" if m["choices"] else "")
+        if m["lo"] is not None:
+            num = (lambda v: str(int(v))) if "int" in m["kind"] else (lambda v: f"{v:g}")
+            above = f.name in ("style_scale", "learning_rate")
+            meaning += f"; {'above' if above else 'from'} {num(m['lo'])} {'up ' if above else ''}to {num(m['hi'])}"
+        rows.append(f"| `{flags}` | {d} | {meaning} |")
+    return "\n".join(rows)

