@@ -118,5 +118,5 @@ def check_outputs(outputs, inputs, frames=None):
         output, every, total = frames
         for what, path in inputs + [o for o in outputs if o[1] != output]:
             if is_frame(path, output, every, total):
-                raise OutputError(f"{path}: the {what} has the name of a frame written every {every} iterations "
-                                  f"beside {output}; choose another output name or --save-every")
+                raise OutputError(f"{path}: a frame written every {every} iterations beside {output} would overwrite "
+                                  f"the {what}; choose another output name or --save-every")
