@@ -135,6 +135,25 @@ def verify(path, size=None, md5="", sha256="", sha256_prefix=""):
     return h256.hexdigest()
 
 
+def _stream(resp, part, have, total, name, progress):
+    """Append the response to part (have > 0) or write it anew (have == 0); returns the bytes part holds."""
+    mode = "ab" if have else "wb"
+    bar = _bar(total, name, progress)
+    if bar is not None:
+        bar.update(have)
+    try:
+        with open(part, mode) as out:
+            for block in iter(lambda: resp.read(CHUNK), b""):
+                out.write(block)
+                have += len(block)
+                if bar is not None:
+                    bar.update(len(block))
+    finally:
+        if bar is not None:
+            bar.close()
+    return have
+
+
 def fetch(url, dest, size=None, md5="", sha256="", sha256_prefix="", progress=True, timeout=READ_TIMEOUT,
           retries=2, log=print):
     """Download url to dest: stream into dest.part (resumed with an HTTP Range request), verify, rename.
@@ -161,28 +180,11 @@ def fetch(url, dest, size=None, md5="", sha256="", sha256_prefix="", progress=Tr
                     break                                   # the part file is already complete
                 raise WeightsError(f"{url}: the server answered HTTP {e.code} {e.reason}") from None
             with resp:
-                status = getattr(resp, "status", 200)
-                mode = "ab" if have and status == 206 else "wb"
-                if mode == "wb":
-                    have = 0
+                if getattr(resp, "status", 200) != 206:
+                    have = 0                                # the server ignored our Range: start again
                 length = resp.headers.get("Content-Length")
                 total = have + int(length) if length and length.isdigit() else size
-                bar = _bar(total, os.path.basename(dest), progress)
-                if bar is not None:
-                    bar.update(have)
-                try:
-                    with open(part, mode) as out:
-                        while True:
-                            block = resp.read(CHUNK)
-                            if not block:
-                                break
-                            out.write(block)
-                            have += len(block)
-                            if bar is not None:
-                                bar.update(len(block))
-                finally:
-                    if bar is not None:
-                        bar.close()
+                have = _stream(resp, part, have, total, os.path.basename(dest), progress)
             if total is not None and have < total:
                 raise ConnectionError(f"connection closed after {have} of {total} bytes")
             break
