@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common                                     # noqa: E402
 from vggnumpy import arch as archmod              # noqa: E402
 from vggnumpy.kernels import conv, pool, relu     # noqa: E402
+from vggnumpy.kernels.engine import Engine        # noqa: E402
 
 
 def gemm_rate(n, repeats):
@@ -33,10 +34,10 @@ def check(c, o, path):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, c, 6, 7))
     w, b = rng.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c), rng.standard_normal(o)
-    with forced(path):
-        y, cache = conv.forward_relu(x, w, b, 1, 1)
-        d = rng.standard_normal(y.shape)
-        dx = conv.backward(d, cache)
+    engine = Engine(way=path)
+    y, cache = conv.forward_relu(x, w, b, 1, 1, engine=engine)
+    d = rng.standard_normal(y.shape)
+    dx = conv.backward(d, cache, engine=engine)
     yr, cr = conv.forward_ref(x, w, b, 1, 1)
     mask = yr > 0
     dxr = conv.backward_ref(d * mask, cr)
@@ -47,18 +48,6 @@ def check(c, o, path):
 
 
 PATHS = ("winograd",) + conv.DIRECT_WAYS
-
-
-class forced:
-    """Context manager forcing conv's stride-1 path: 'winograd' or one of conv.DIRECT_WAYS."""
-    def __init__(self, path):
-        self.path = path
-
-    def __enter__(self):
-        self.old, conv.FORCE = conv.FORCE, self.path
-
-    def __exit__(self, *exc):
-        conv.FORCE = self.old
 
 
 def torch_layer(x, w, b, repeats):
@@ -82,6 +71,26 @@ def torch_layer(x, w, b, repeats):
     return tf, tb
 
 
+def small_kernels(shapes, rng, repeats):
+    """ReLU alone and VGG's pooling (average, the default, and max), for the largest activation of each block."""
+    engine = Engine()
+    print("\n| kernel | shape | fwd s | bwd s |")
+    print("|---|---|---|---|")
+    for name, mode in (("relu1_2", None), ("relu3_4", None), ("pool1", "avg"), ("pool1", "max"),
+                       ("pool3", "avg"), ("pool3", "max")):
+        cc, h, w = shapes[name] if name.startswith("relu") else shapes[name.replace("pool", "relu") + "_2"]
+        x = rng.standard_normal((1, cc, h, w), dtype=np.float32)
+        if name.startswith("relu"):
+            tf, _ = common.median_time(lambda: relu.forward(x), repeats)
+            y, cache = relu.forward(x)
+            tb, _ = common.median_time(lambda: relu.backward(y, cache), repeats)
+        else:
+            tf, _ = common.median_time(lambda: pool.forward(x, mode=mode, engine=engine), repeats)
+            y, cache = pool.forward(x, mode=mode, engine=engine)
+            tb, _ = common.median_time(lambda: pool.backward(y, cache, engine=engine), repeats)
+        print(f"| {name}{' ' + mode if mode else ''} | {cc}x{h}x{w} | {tf:.3f} | {tb:.3f} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=512)
@@ -97,6 +106,7 @@ def main():
     layers = [(n, p) for n, k, p in archmod.get_table("vgg19")[:archmod.layer_names("vgg19").index("conv5_1") + 1]
               if k == "conv"]
     checked = set()
+    engines = {path: Engine(way=path) for path in PATHS}           # each forces its path; threads read once
     rng = np.random.default_rng(1)
     print("\n| layer | C->O | HxW | GFLOP | path | fwd s | fwd GFLOP/s | bwd s | bwd GFLOP/s | % of sgemm | vs torch |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -119,11 +129,11 @@ def main():
             if (c, o, path) not in checked:
                 check(c, o, path)
                 checked.add((c, o, path))
-            with forced(path):
-                tf, _ = common.median_time(lambda: conv.forward_relu(x, wt, b, 1, 1), a.repeats)
-                y, cache = conv.forward_relu(x, wt, b, 1, 1)
-                d = rng.standard_normal(y.shape, dtype=np.float32)
-                tb, _ = common.median_time(lambda: conv.backward(d, cache), a.repeats)
+            e = engines[path]
+            tf, _ = common.median_time(lambda: conv.forward_relu(x, wt, b, 1, 1, engine=e), a.repeats)
+            y, cache = conv.forward_relu(x, wt, b, 1, 1, engine=e)
+            d = rng.standard_normal(y.shape, dtype=np.float32)
+            tb, _ = common.median_time(lambda: conv.backward(d, cache, engine=e), a.repeats)
             totals[path] += tf + tb
             totals["default"] += (tf if path == default_f else 0) + (tb if path == default_b else 0)
             mark = {(True, True): " *", (True, False): " * fwd", (False, True): " * bwd"}.get(
@@ -136,23 +146,7 @@ def main():
           "'vs torch' = (fwd + bwd) / torch's in this run)")
     print("all convs, fwd+bwd: " + ", ".join(f"{k} {v:.2f} s" for k, v in totals.items() if v))
 
-    # ReLU alone and VGG's pooling (average, the default, and max), for the largest activation of each block.
-    # ReLU alone and max pooling, for the largest activation of each block.
-    print("\n| kernel | shape | fwd s | bwd s |")
-    print("|---|---|---|---|")
-    for name, mode in (("relu1_2", None), ("relu3_4", None), ("pool1", "avg"), ("pool1", "max"),
-                       ("pool3", "avg"), ("pool3", "max")):
-        cc, h, w = shapes[name] if name.startswith("relu") else shapes[name.replace("pool", "relu") + "_2"]
-        x = rng.standard_normal((1, cc, h, w), dtype=np.float32)
-        if name.startswith("relu"):
-            tf, _ = common.median_time(lambda: relu.forward(x), a.repeats)
-            y, cache = relu.forward(x)
-            tb, _ = common.median_time(lambda: relu.backward(y, cache), a.repeats)
-        else:
-            tf, _ = common.median_time(lambda: pool.forward(x, mode=mode), a.repeats)
-            y, cache = pool.forward(x, mode=mode)
-            tb, _ = common.median_time(lambda: pool.backward(y, cache), a.repeats)
-        print(f"| {name}{' ' + mode if mode else ''} | {cc}x{h}x{w} | {tf:.3f} | {tb:.3f} |")
+    small_kernels(shapes, rng, a.repeats)
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
 
 

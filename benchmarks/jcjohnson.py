@@ -13,32 +13,11 @@ import time
 
 import numpy as np
 
+from torchvgg import trunk
 from vggnumpy import arch as archmod
 
 CONTENT, STYLE = ["relu4_2"], ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 5.0, 100.0, 1e-3
-
-
-def trunk(torch, weights, last, pooling="max"):
-    """(names, modules) of weights' network up to layer `last`, parameters frozen: the one PyTorch VGG builder of
-    the benchmarks (common.torch_objective uses it too)."""
-    names, mods = [], []
-    for name, kind, p in archmod.get_table(weights.arch):
-        if kind == "conv":
-            m = torch.nn.Conv2d(p["cin"], p["cout"], p["k"], p["stride"], p["pad"])
-            w, b = weights.params[name]
-            m.weight = torch.nn.Parameter(torch.from_numpy(w.copy()), requires_grad=False)
-            m.bias = torch.nn.Parameter(torch.from_numpy(b.copy()), requires_grad=False)
-        elif kind == "relu":
-            m = torch.nn.ReLU()
-        else:
-            cls = torch.nn.MaxPool2d if pooling == "max" else torch.nn.AvgPool2d
-            m = cls(p["k"], p["stride"], ceil_mode=p["ceil"])
-        names.append(name)
-        mods.append(m)
-        if name == last:
-            break
-    return names, mods
 
 
 def features(names, mods, x, wanted):
@@ -87,7 +66,7 @@ def run(weights, content, style, iterations=1000, every=10, threads=2, seed=0):
     torch.manual_seed(seed)
     start = time.perf_counter()
     conv = Convention(torch, weights)
-    names, mods = trunk(torch, weights, max(CONTENT + STYLE, key=archmod.layer_names(weights.arch).index))
+    names, mods = trunk(weights, max(CONTENT + STYLE, key=archmod.layer_names(weights.arch).index))
     with torch.no_grad():
         ctarget = features(names, mods, conv.to_net(content), CONTENT)
         starget = {n: gram(f) for n, f in features(names, mods, conv.to_net(style), STYLE).items()}

@@ -1,11 +1,16 @@
 """Shared test fixtures: paths to ../shared/images, a seeded RNG, a tiny float64-ready network."""
 import os
+import sys
 
 import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "images")
+# benchmarks/ holds the one PyTorch VGG builder (torchvgg.py) the tests share with the benchmarks. Appended, so
+# it never shadows an installed module.
+if os.path.join(ROOT, "benchmarks") not in sys.path:
+    sys.path.append(os.path.join(ROOT, "benchmarks"))
 
 
 @pytest.fixture(autouse=True)

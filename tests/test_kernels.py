@@ -4,6 +4,7 @@ import pytest
 
 from conftest import fd_grad, rel_error
 from vggnumpy.kernels import conv, pool, relu
+from vggnumpy.kernels.engine import Engine
 
 # (C, O, K, stride, pad, H, W): VGG's 3x3/1/1, NIN's 11x11/4, 5x5/1/2 and 1x1, and odd cases.
 CONV_CASES = [(3, 4, 3, 1, 1, 7, 9), (3, 5, 11, 4, 0, 27, 23), (4, 3, 5, 1, 2, 8, 6), (4, 6, 1, 1, 0, 5, 5),
@@ -62,9 +63,9 @@ WINOGRAD_CASES = [c for c in CONV_CASES if c[2] == 3 and c[3] == 1] + [(6, 5, 3,
 PATHS = ["winograd"] + list(conv.DIRECT_WAYS)
 
 
-def force_path(monkeypatch, path):
-    """Make conv's stride-1 dispatcher pick `path` for every layer it can run."""
-    monkeypatch.setattr(conv, "FORCE", path)
+def force_path(path):
+    """An engine whose stride-1 dispatcher picks `path` for every layer it can run."""
+    return Engine(way=path)
 
 
 def test_default_paths_follow_the_rule():
@@ -74,6 +75,8 @@ def test_default_paths_follow_the_rule():
     assert conv.stride1_path(512, 512, 3, 3, 64 * 64) == "winograd"
     assert conv.stride1_path(512, 512, 3, 3, 16 * 16) == "rows"             # small maps: the kernel transform dominates
     assert conv.stride1_path(512, 512, 1, 1, 64 * 64) == "rows"             # Winograd is for 3x3 only
+    assert conv.stride1_path(3, 64, 3, 3, 512 * 512, way="slices") == "slices"     # an engine's way wins
+    assert conv.stride1_path(512, 512, 1, 1, 64 * 64, way="winograd") == "rows"    # ... where it can run
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -81,36 +84,37 @@ def test_default_paths_follow_the_rule():
 def test_conv_paths_match_reference(case, path, rng, monkeypatch):
     """Every stride-1 path forced on every 3x3 stride-1 case: forward and input gradient against the loops
     (float64, 1e-12), in several blocks of rows, and the gradient against finite differences."""
-    force_path(monkeypatch, path)
+    e = force_path(path)
     monkeypatch.setattr(conv, "CHUNK_ELEMS", 200)                  # several row or tile-row blocks even here
     c, o, k, s, p, h, w = case
     x = rng.standard_normal((2, c, h, w))
     wt, b = rng.standard_normal((o, c, k, k)), rng.standard_normal(o)
-    y, cache = conv.forward(x, wt, b, s, p)
+    y, cache = conv.forward(x, wt, b, s, p, engine=e)
     yr, cache_r = conv.forward_ref(x, wt, b, s, p)
     np.testing.assert_allclose(y, yr, rtol=1e-12, atol=1e-12)
     d = rng.standard_normal(y.shape)
-    np.testing.assert_allclose(conv.backward(d, cache), conv.backward_ref(d, cache_r), rtol=1e-12, atol=1e-12)
+    dx = conv.backward(d, cache, engine=e)
+    np.testing.assert_allclose(dx, conv.backward_ref(d, cache_r), rtol=1e-12, atol=1e-12)
     idx = rng.choice(x.size, 30, replace=False)
-    num = fd_grad(lambda z: float(np.sum(conv.forward(z, wt, b, s, p)[0] * d)), x, idx)
-    assert rel_error(num, conv.backward(d, cache).reshape(-1)[idx]) < 1e-6
+    num = fd_grad(lambda z: float(np.sum(conv.forward(z, wt, b, s, p, engine=e)[0] * d)), x, idx)
+    assert rel_error(num, dx.reshape(-1)[idx]) < 1e-6
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_conv_paths_float32(path, rng, monkeypatch):
+def test_conv_paths_float32(path, rng):
     """float32 against the float64 loops. Winograd F(4x4, 3x3) rounds more than direct convolution (its
     transforms scale by up to 8 and by fractions like 1/6), so the tolerance is stated per path: 1e-5 relative to
     the output's largest value for the direct paths, 1e-4 for Winograd (seen: about 1e-5)."""
-    force_path(monkeypatch, path)
+    e = force_path(path)
     x = rng.standard_normal((1, 32, 19, 22))
     wt, b = rng.standard_normal((24, 32, 3, 3)), rng.standard_normal(24)
-    y32, cache = conv.forward(x.astype(np.float32), wt.astype(np.float32), b.astype(np.float32), 1, 1)
+    y32, cache = conv.forward(x.astype(np.float32), wt.astype(np.float32), b.astype(np.float32), 1, 1, engine=e)
     yr, cache_r = conv.forward_ref(x, wt, b, 1, 1)
     assert y32.dtype == np.float32
     tol = 1e-4 if path == "winograd" else 1e-5
     assert np.abs(y32 - yr).max() / np.abs(yr).max() < tol
     d = rng.standard_normal(yr.shape)
-    dx32 = conv.backward(d.astype(np.float32), cache)
+    dx32 = conv.backward(d.astype(np.float32), cache, engine=e)
     dxr = conv.backward_ref(d, cache_r)
     assert dx32.dtype == np.float32
     assert np.abs(dx32 - dxr).max() / np.abs(dxr).max() < tol
@@ -120,17 +124,17 @@ def test_conv_paths_float32(path, rng, monkeypatch):
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_conv_relu_fused_matches_reference(case, path, rng, monkeypatch):
     """forward_relu = relu(conv); its backward applies the ReLU mask, then the conv's input gradient."""
-    force_path(monkeypatch, path)
+    e = force_path(path)
     monkeypatch.setattr(conv, "CHUNK_ELEMS", 64)                   # one output row per block: halo rows tested
     c, o, k, s, p, h, w = case
     x = rng.standard_normal((2, c, h, w))
     wt, b = rng.standard_normal((o, c, k, k)), rng.standard_normal(o)
-    y, cache = conv.forward_relu(x, wt, b, s, p)
+    y, cache = conv.forward_relu(x, wt, b, s, p, engine=e)
     yr, cache_r = relu.forward_ref(conv.forward_ref(x, wt, b, s, p)[0])
     np.testing.assert_allclose(y, yr, rtol=1e-12, atol=1e-12)
     d = rng.standard_normal(y.shape)
     expect = conv.backward_ref(relu.backward_ref(d, cache_r), conv.forward_ref(x, wt, b, s, p)[1])
-    np.testing.assert_allclose(conv.backward(d, cache), expect, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(conv.backward(d, cache, engine=e), expect, rtol=1e-12, atol=1e-12)
 
 
 def test_winograd_bias_position_adds_to_every_output():
@@ -213,23 +217,54 @@ def test_pool_too_small_raises():
         pool.forward(np.zeros((1, 1, 1, 1)), 2, 2, 0, False, "max")
 
 
-def test_threads_do_not_change_results(rng, monkeypatch):
-    """The copies and elementwise passes split over threads (kernels/parallel.py): 1 and 3 threads agree exactly."""
+def test_threads_do_not_change_results(rng):
+    """The copies and elementwise passes split over an engine's threads (kernels/parallel.py): 1 and 3 threads
+    agree exactly."""
     x = rng.standard_normal((1, 300, 10, 12)).astype(np.float32)
     wt, b = rng.standard_normal((260, 300, 3, 3)).astype(np.float32), rng.standard_normal(260).astype(np.float32)
-    force_path(monkeypatch, "winograd")
     results = []
-    for n in ("1", "3"):
-        monkeypatch.setenv("VGGNUMPY_THREADS", n)
-        y, cache = conv.forward_relu(x, wt, b, 1, 1)
-        p, pc = pool.forward(y, mode="avg")
-        results.append((y, conv.backward(pool.backward(p, pc), cache)))
+    for n in (1, 3):
+        with Engine(threads=n, way="winograd") as e:
+            y, cache = conv.forward_relu(x, wt, b, 1, 1, engine=e)
+            p, pc = pool.forward(y, mode="avg", engine=e)
+            results.append((y, conv.backward(pool.backward(p, pc, engine=e), cache, engine=e)))
     for a, b_ in zip(*results):
         np.testing.assert_array_equal(a, b_)
 
 
-def test_threads_setting_is_checked(monkeypatch):
-    from vggnumpy.kernels import parallel
+def test_threads_setting_is_checked_and_read_once(monkeypatch):
+    """$VGGNUMPY_THREADS is read when an engine is built (paths.env_threads), not at every call."""
     monkeypatch.setenv("VGGNUMPY_THREADS", "two")
     with pytest.raises(ValueError, match="VGGNUMPY_THREADS"):
-        parallel.threads()
+        Engine()
+    monkeypatch.setenv("VGGNUMPY_THREADS", "3")
+    e = Engine()
+    monkeypatch.setenv("VGGNUMPY_THREADS", "two")
+    assert e.threads == 3
+    e.split(lambda a, b: None, 30)                                 # still runs: the setting is not read again
+    assert Engine(threads=2).threads == 2
+    for bad in (0, 1.5, "2"):
+        with pytest.raises(ValueError, match="threads"):
+            Engine(threads=bad)
+    with pytest.raises(ValueError, match="way"):
+        Engine(way="fastest")
+
+
+def test_engines_are_independent(rng):
+    """Each engine owns its forced way, its pool and its derived weights: nothing is shared at module level."""
+    x = rng.standard_normal((1, 16, 9, 8)).astype(np.float32)
+    wt, b = rng.standard_normal((24, 16, 3, 3)).astype(np.float32), rng.standard_normal(24).astype(np.float32)
+    cols, rows = Engine(threads=2, way="columns"), Engine(threads=2)
+    y1, c1 = conv.forward_relu(x, wt, b, 1, 1, engine=cols)
+    y2, c2 = conv.forward_relu(x, wt, b, 1, 1, engine=rows)
+    np.testing.assert_allclose(y1, y2, rtol=1e-5, atol=1e-5)
+    assert {k for _, k in cols._derived} == {("columns", False)}
+    assert {k for _, k in rows._derived} == {("rows", False)}    # 16 -> 24 channels: the default rule's way
+    conv.backward(y1, c1, engine=cols)
+    assert {k for _, k in cols._derived} == {("columns", False), ("columns", True)}
+    derived = cols.derived(wt, ("columns", False), lambda w: 1 / 0)   # kept: not made again
+    assert derived.shape == (24, 9 * 16)
+    del wt, c1, c2
+    assert not cols._derived and not rows._derived                # dropped with the kernel array
+    cols.close()
+    cols.split(lambda a, b: None, 10)                              # usable after close: the pool comes back

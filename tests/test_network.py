@@ -68,3 +68,42 @@ def test_pooling_selectable(pooling, rng):
     blocks = r["relu1_2"].reshape(1, 64, 8, 2, 8, 2)
     expect = blocks.max(axis=(3, 5)) if pooling == "max" else blocks.mean(axis=(3, 5))
     np.testing.assert_allclose(f["pool1"], expect, rtol=1e-6)
+
+
+def test_conv_and_its_relu_both_asked_for(net, rng):
+    """An asked-for conv output is returned without a copy: the ReLU after it then runs out of place."""
+    x = rng.standard_normal((1, 3, 20, 18)).astype(np.float32)
+    feats, _ = net.forward(x, ["conv1_1", "relu1_1", "conv1_2"])
+    assert feats["conv1_1"] is not feats["relu1_1"]
+    assert np.any(feats["conv1_1"] < 0)
+    np.testing.assert_array_equal(feats["relu1_1"], np.maximum(feats["conv1_1"], 0))
+    alone, _ = net.forward(x, ["conv1_2"])
+    np.testing.assert_array_equal(feats["conv1_2"], alone["conv1_2"])
+
+
+def test_backward_leaves_the_callers_gradients_alone(net, rng):
+    """Gradients at several layers are summed into the kernels' own outputs, never into the caller's arrays."""
+    x = rng.standard_normal((1, 3, 24, 24)).astype(np.float32)
+    layers = ["relu1_1", "relu1_2", "pool1", "relu2_1"]
+    feats, cache = net.forward(x, layers)
+    g = {n: rng.standard_normal(f.shape).astype(np.float32) for n, f in feats.items()}
+    kept = {n: a.copy() for n, a in g.items()}
+    net.backward(g, cache)
+    for n in layers:
+        np.testing.assert_array_equal(g[n], kept[n])
+
+
+def test_engine_settings(rng):
+    """threads and way build the network's own CPU engine (read once); kernels= (another backend) takes neither."""
+    w = random_weights("vgg16", seed=1)
+    net = Network(w, "max", threads=2, way="columns")
+    assert net.engine.threads == 2 and net.engine.way == "columns"
+    x = rng.standard_normal((1, 3, 16, 16)).astype(np.float32)
+    f, _ = net.forward(x, ["relu2_1"])
+    np.testing.assert_allclose(f["relu2_1"], Network(w, "max").forward(x, ["relu2_1"])[0]["relu2_1"],
+                               rtol=1e-4, atol=1e-4)
+    assert {kind for _, kind in net.engine._derived} == {("columns", False)}
+    assert Network(w).engine is not Network(w).engine
+    from vggnumpy.network import cpu_kernels
+    with pytest.raises(ValueError, match="threads and way"):
+        Network(w, "max", kernels=cpu_kernels(net.engine), threads=2)

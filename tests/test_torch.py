@@ -2,48 +2,30 @@
 import numpy as np
 import pytest
 
-from vggnumpy import arch
 from vggnumpy.network import Network
 from vggnumpy.weights import random_weights
 
 torch = pytest.importorskip("torch")
+from torchvgg import trunk  # noqa: E402  (benchmarks/torchvgg.py, the builder the benchmarks use)
 
 
 def torch_vgg(weights, pooling, upto):
     """The same layer table built from torch.nn modules, sharing our weights."""
-    mods = []
-    for name, kind, p in arch.get_table(weights.arch):
-        if kind == "conv":
-            m = torch.nn.Conv2d(p["cin"], p["cout"], p["k"], p["stride"], p["pad"])
-            w, b = weights.params[name]
-            m.weight.data = torch.from_numpy(w.copy())
-            m.bias.data = torch.from_numpy(b.copy())
-        elif kind == "relu":
-            m = torch.nn.ReLU()
-        else:
-            cls = torch.nn.MaxPool2d if pooling == "max" else torch.nn.AvgPool2d
-            m = cls(p["k"], p["stride"], ceil_mode=p["ceil"])
-        mods.append(m)
-        if name == upto:
-            break
-    return torch.nn.Sequential(*mods)
+    return torch.nn.Sequential(*trunk(weights, upto, pooling)[1])
 
 
 @pytest.mark.parametrize("path", ["default", "winograd", "columns"])
 @pytest.mark.parametrize("pooling", ["max", "avg"])
-def test_relu5_1_features_and_input_gradient_match_pytorch(pooling, path, rng, monkeypatch):
+def test_relu5_1_features_and_input_gradient_match_pytorch(pooling, path, rng):
     """float32 both sides; relative error (max abs difference / max abs value) under 1e-4, with the default
     choice of convolution routine per layer and with Winograd F(4x4, 3x3) or the column block forced everywhere.
 
     With a routine forced on all 16 layers the float32 input gradient can differ by a few percent where a ReLU or
     max-pool decision near a tie goes the other way in float32 rounding (ours and torch's both differ from float64
     there), so for those the gradient is compared in float64 on both sides, to 1e-10: the same sums, exactly."""
-    from vggnumpy.kernels import conv
-    if path != "default":
-        monkeypatch.setattr(conv, "FORCE", path)
     torch.set_num_threads(2)
     w = random_weights("vgg19", seed=7)
-    net = Network(w, pooling)
+    net = Network(w, pooling, way=None if path == "default" else path)
     x = rng.standard_normal((1, 3, 64, 80)).astype(np.float32)
     feats, cache = net.forward(x, ["relu5_1"])
     r = rng.standard_normal(feats["relu5_1"].shape).astype(np.float32)

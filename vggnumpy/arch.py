@@ -59,12 +59,6 @@ DEFAULT_LAYERS = {
 }
 
 
-def register(name, table, content, style):
-    """Add a network table (used by the NIN definition) without touching this module's data."""
-    ARCHS[name] = table
-    DEFAULT_LAYERS[name] = dict(content=list(content), style=list(style))
-
-
 def get_table(arch):
     try:
         return ARCHS[arch]

@@ -18,11 +18,6 @@ def gpu_status():
         return False, f"no usable CUDA device ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
 
 
-def gpu_available():
-    """True when CuPy imports and sees at least one CUDA device."""
-    return gpu_status()[0]
-
-
 def get_xp(device="cpu", log=None):
     """Return (xp, device name) for 'cpu', 'gpu' or 'auto'; log(msg), if given, hears what auto chose and why."""
     if device == "cpu":

@@ -1,8 +1,12 @@
 """A VGG-style network run layer by layer: forward to the deepest named layer, backward from named layers to pixels."""
+from functools import partial
+from types import SimpleNamespace
+
 import numpy as np
 
 from . import arch as archmod
 from .kernels import conv as np_conv, pool as np_pool, relu as np_relu
+from .kernels.engine import Engine
 
 
 FUSED = "fused into the conv before"       # the cache of a ReLU that ran inside its conv
@@ -14,17 +18,27 @@ class Network:
     forward(x, layers) -> (features, cache): x (N, 3, H, W) preprocessed input; features maps each asked
     layer name to its activation. backward(dfeatures, cache) -> dx: gradients at any set of named layers
     (dict name -> array shaped like the feature) give the gradient at the input.
+
+    kernels: the per-backend kernel modules, dict(conv=, pool=, relu=) (the GPU backend passes its own; the
+    maths around them is shared); None runs the NumPy kernels with this network's own engine.Engine, built from
+    threads (None: $VGGNUMPY_THREADS or the usable cores, read once here) and way (None, or a stride-1
+    convolution routine forced on every layer: tests and benchmarks).
     """
 
-    def __init__(self, weights, pooling="max", kernels=None):
+    def __init__(self, weights, pooling="max", kernels=None, threads=None, way=None):
         if pooling not in ("max", "avg"):
             raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
         self.weights = weights
         self.arch = weights.arch
         self.table = archmod.get_table(weights.arch)
         self.pooling = pooling
-        # The per-backend kernel modules. The GPU backend passes its own; the maths around them is shared.
-        self.k = kernels or dict(conv=np_conv, pool=np_pool, relu=np_relu)
+        if kernels:
+            if threads is not None or way is not None:
+                raise ValueError("threads and way set the NumPy kernels' engine; they do not apply to kernels=")
+            self.engine, self.k = None, kernels
+        else:
+            self.engine = Engine(threads, way)
+            self.k = cpu_kernels(self.engine)
         self._params = {}          # dtype -> {name: (w, b)} cast once
 
     def params(self, dtype, xp=np):
@@ -74,7 +88,9 @@ class Network:
                 raise ValueError(f"layer {name}: unknown type {kind}")
             caches.append(cache)
             if name in wanted:
-                feats[name] = h.copy() if (kind == "conv" and idx + 1 <= last) else h
+                # No copy needed: an asked-for conv output is followed by an out-of-place ReLU (above), and no
+                # kernel writes into its input otherwise.
+                feats[name] = h
         return feats, (caches, last)
 
     def backward(self, dfeats, cache):
@@ -82,17 +98,33 @@ class Network:
         caches, last = cache
         names = [n for n, _, _ in self.table]
         start = max(names.index(n) for n in dfeats)
-        dh = None
+        dh, owned = None, False       # owned: dh is a kernel's fresh output, not one of the caller's arrays
         for idx in range(start, -1, -1):
             name, kind, _ = self.table[idx]
             if name in dfeats:
                 if idx + 1 < len(caches) and caches[idx + 1] is FUSED:
                     raise ValueError(f"{name} was not asked for in forward, so its gradient cannot be taken")
-                dh = dfeats[name] if dh is None else dh + dfeats[name]
+                d = dfeats[name]
+                if dh is None:
+                    dh, owned = d, False
+                elif owned and dh.shape == d.shape and dh.dtype == np.result_type(dh.dtype, d.dtype):
+                    dh += d                          # into the kernel's own output: no new layer-sized array
+                else:
+                    dh, owned = dh + d, True
             if dh is None or caches[idx] is FUSED:   # a fused ReLU's backward happens in its conv's backward
                 continue
-            dh = self.k[kind].backward(dh, caches[idx])
+            dh, owned = self.k[kind].backward(dh, caches[idx]), True
         return dh
+
+
+def cpu_kernels(engine):
+    """The NumPy kernels with `engine` bound, in the module-style interface the GPU's KERNELS have."""
+    return dict(conv=SimpleNamespace(forward=partial(np_conv.forward, engine=engine),
+                                     forward_relu=partial(np_conv.forward_relu, engine=engine),
+                                     backward=partial(np_conv.backward, engine=engine)),
+                pool=SimpleNamespace(forward=partial(np_pool.forward, engine=engine),
+                                     backward=partial(np_pool.backward, engine=engine)),
+                relu=np_relu)
 
 
 def _xp(a):

@@ -1,1 +1,2 @@
-"""Layer kernels as forward/backward pairs: convolution, ReLU and pooling, each beside its loop reference."""
+"""Layer kernels as forward/backward pairs (convolution, ReLU, pooling) beside their loop references; engine.Engine
+holds their state (threads, derived weights, a forced convolution way)."""

@@ -5,12 +5,13 @@ backward(dout, cache) -> dx (applying the ReLU's mask when the cache came from f
 are never needed: style transfer optimises pixels only. forward_ref/backward_ref are loop versions for tests and
 benchmarks. Stride 1 runs as Winograd F(4x4, 3x3) (winograd.py) where the channel counts make it pay, else as
 GEMMs over shifted slices of a band of input rows (_conv_s1, three ways); other strides as chunked im2col.
+Every fast function takes engine= (engine.Engine: threads, derived-weight cache, forced way); without one a call
+makes a fresh default Engine (a Network passes its own, kept between calls).
 """
-import weakref
-
 import numpy as np
 
-from . import band as band_mod, parallel, winograd
+from . import band as band_mod, winograd
+from .engine import WAYS, Engine
 
 # How many float elements one block of work may hold (columns of im2col, an input band, an output block):
 # blocks are built, multiplied and dropped one after another, so nothing of a whole large layer is duplicated.
@@ -35,7 +36,7 @@ def _pad(x, pad):
 # (i, j) of the kernel reads the band at offset i*Wp + j; each way splits that offset into a part applied by
 # copying shifted slices of the band into a column block before the GEMM ("copied") and a part applied by summing
 # shifted slices of the GEMM's output ("summed").
-DIRECT_WAYS = ("rows", "slices", "columns")
+DIRECT_WAYS = WAYS[1:]                                                 # ("rows", "slices", "columns")
 
 
 def _offsets(way, kh, kw, wp):
@@ -59,7 +60,7 @@ def _direct_weights(k, way):
     return np.ascontiguousarray(m)
 
 
-def _conv_s1(x, wmat, kh, kw, pad, out, bias=None, relu_mask=None, in_mask=None, way="rows"):
+def _conv_s1(x, wmat, kh, kw, pad, out, engine, bias=None, relu_mask=None, in_mask=None, way="rows"):
     """Stride-1 convolution of one image x (C, H, W) with wmat = _direct_weights(kernel, way), into out (O, Ho, Wo).
 
     Why it is fast: a block of whole output rows needs a band of padded input rows; flattened to (C, m), moving
@@ -70,7 +71,7 @@ def _conv_s1(x, wmat, kh, kw, pad, out, bias=None, relu_mask=None, in_mask=None,
     copying all KH*KW taps ("columns", a K = KH*KW*C GEMM: the right choice for conv1_1's 3 channels) it copies
     3x less, and compared with summing all KH*KW taps ("slices", K = C: packing-bound for 64-128 channels) it sums
     3x less with a 3x deeper GEMM. The block stays in cache while the bias, the ReLU and its mask are applied,
-    split over the cores (parallel.split), and is written out once; the KW-1 wrap-around columns of each row are
+    split over the cores (engine.split), and is written out once; the KW-1 wrap-around columns of each row are
     dropped. in_mask (C, H, W) bool multiplies x while the band is copied (the backward of the ReLU that
     followed, for free); relu_mask (O, Ho, Wo) bool, when given, asks for out = max(conv, 0) and receives out > 0.
     """
@@ -94,14 +95,14 @@ def _conv_s1(x, wmat, kh, kw, pad, out, bias=None, relu_mask=None, in_mask=None,
         def fill(a, b):
             band_mod.fill(rows3, x, r0 - pad, pad, a, b, in_mask)
             band[a:b, m - kw + 1:] = 0     # KW-1 columns past the last row: read only for dropped outputs; no garbage
-        parallel.split(fill, c, min_size=8)
+        engine.split(fill, c, min_size=8)
         mc = n + summed[-1]                                            # GEMM columns the summed slices reach
         if cols_buf is None:
             cols = band[:, :mc]                                        # (C, mc): the band itself
         else:
             cols = cols_buf[:len(copied) * c * mc].reshape(len(copied), c, mc)
-            parallel.split(lambda a, b: [np.copyto(cols[t], band[:, copied[t]:copied[t] + mc]) for t in range(a, b)],
-                           len(copied))
+            engine.split(lambda a, b: [np.copyto(cols[t], band[:, copied[t]:copied[t] + mc]) for t in range(a, b)],
+                         len(copied))
             cols = cols.reshape(-1, mc)                                # (copied taps * C, mc)
         y = y_buf[:len(summed) * o * mc].reshape(len(summed), o, mc)
         np.matmul(wmat, cols, out=y.reshape(-1, mc))                   # (summed taps * O, mc)
@@ -118,7 +119,7 @@ def _conv_s1(x, wmat, kh, kw, pad, out, bias=None, relu_mask=None, in_mask=None,
             else:
                 np.maximum(blk, 0, out=out[a:b, r0:r1])
                 np.greater(out[a:b, r0:r1], 0, out=relu_mask[a:b, r0:r1])
-        parallel.split(finish, o, min_size=8)
+        engine.split(finish, o, min_size=8)
     return out
 
 
@@ -130,31 +131,13 @@ WINOGRAD_MIN_CHANNELS = 256       # Winograd when C and O are both at least this
 WINOGRAD_MIN_PIXELS = 48 * 48     # ... and the output has at least this many pixels
 COLUMNS_MAX_K = 64                # "columns" when KH*KW*C is at most this (conv1_1: 27), "slices" when KH*KW*O is,
                                   # else "rows"
-FORCE = None                      # tests and benchmarks: "winograd" or one of DIRECT_WAYS for every layer
 
 
-def _cached(w, kind, make):
-    """make(w), computed once per kernel array (weights do not change between evaluations)."""
-    key = (id(w), kind)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0]() is w:
-        return hit[1]
-    val = make(w)
-    try:
-        _CACHE[key] = (weakref.ref(w, lambda _, key=key: _CACHE.pop(key, None)), val)
-    except TypeError:             # no weak reference possible: do not cache
-        pass
-    return val
-
-
-_CACHE = {}                       # (id(kernel), kind) -> (weak reference to the kernel, derived array)
-
-
-def stride1_path(c, o, kh, kw, pixels):
+def stride1_path(c, o, kh, kw, pixels, way=None):
     """Which routine runs a stride-1 C -> O convolution with a KH x KW kernel and `pixels` outputs per channel:
-    'winograd' or one of DIRECT_WAYS."""
-    if FORCE is not None:
-        return FORCE if FORCE != "winograd" or kh == kw == 3 else "rows"
+    'winograd' or one of DIRECT_WAYS. way (an Engine's forced way) wins where it can run: Winograd is 3x3 only."""
+    if way is not None:
+        return way if way != "winograd" or kh == kw == 3 else "rows"
     if (kh == kw == 3 and WINOGRAD_MIN_CHANNELS is not None and min(c, o) >= WINOGRAD_MIN_CHANNELS
             and pixels >= WINOGRAD_MIN_PIXELS):
         return "winograd"
@@ -165,21 +148,22 @@ def stride1_path(c, o, kh, kw, pixels):
     return "rows"
 
 
-def _conv_s1_any(x, w, pad, out, bias=None, relu_mask=None, in_mask=None, transposed=False):
+def _conv_s1_any(x, w, pad, out, engine, bias=None, relu_mask=None, in_mask=None, transposed=False):
     """Stride-1 convolution of one image with kernel w (O, C, KH, KW), or with its flipped transpose
-    (transposed=True: the input gradient's kernel), by the routine stride1_path picks."""
+    (transposed=True: the input gradient's kernel), by the routine stride1_path picks (or the engine forces)."""
     o, c, kh, kw = w.shape
     if transposed:
         o, c = c, o
-    path = stride1_path(c, o, kh, kw, out.shape[1] * out.shape[2])
+    path = stride1_path(c, o, kh, kw, out.shape[1] * out.shape[2], engine.way)
     if path == "winograd":
         u = winograd.weights(w, flipped=transposed)                   # (36, O, C), made per call: see weights()
         if transposed:
             u = u.transpose(0, 2, 1)                                   # (36, C, O): channels swapped, no copy
-        return winograd.conv3x3(x, u, pad, out, bias, relu_mask, in_mask, chunk=CHUNK_ELEMS)
-    # Direct weights are the kernel's size, so they are kept (the input gradient's too: flipped and transposed).
-    wmat = _cached(w, (path, transposed), lambda w: _direct_weights(_flipped(w) if transposed else w, path))
-    return _conv_s1(x, wmat, kh, kw, pad, out, bias, relu_mask, in_mask, way=path)
+        return winograd.conv3x3(x, u, pad, out, bias, relu_mask, in_mask, chunk=CHUNK_ELEMS, engine=engine)
+    # Direct weights are the kernel's size, so the engine keeps them (the input gradient's too: flipped and
+    # transposed).
+    wmat = engine.derived(w, (path, transposed), lambda w: _direct_weights(_flipped(w) if transposed else w, path))
+    return _conv_s1(x, wmat, kh, kw, pad, out, engine, bias, relu_mask, in_mask, way=path)
 
 
 def _im2col_rows(xp, kh, kw, stride, r0, r1, wo, cols):
@@ -198,22 +182,22 @@ def _rows_per_chunk(k_rows, wo):
     return max(1, CHUNK_ELEMS // max(1, k_rows * wo))
 
 
-def forward(x, w, b, stride=1, pad=0):
+def forward(x, w, b, stride=1, pad=0, engine=None):
     """x (N, C, H, W), w (O, C, KH, KW), b (O,) -> out (N, O, Ho, Wo)."""
-    return _forward(x, w, b, stride, pad, relu=False)
+    return _forward(x, w, b, stride, pad, relu=False, engine=engine)
 
 
-def forward_relu(x, w, b, stride=1, pad=0):
+def forward_relu(x, w, b, stride=1, pad=0, engine=None):
     """max(conv(x), 0) in one pass (N, O, Ho, Wo); the cache carries the ReLU mask, which backward applies.
 
     Fused because the bias, the ReLU and its mask are then applied to each block of outputs while it is still in
     cache, and the ReLU's backward becomes part of the copy that pads dout: three passes over a whole activation
     (and one whole temporary) fewer per layer and direction.
     """
-    return _forward(x, w, b, stride, pad, relu=True)
+    return _forward(x, w, b, stride, pad, relu=True, engine=engine)
 
 
-def _forward(x, w, b, stride, pad, relu):
+def _forward(x, w, b, stride, pad, relu, engine):
     n, c, h, wd = x.shape
     o, c2, kh, kw = w.shape
     assert c == c2, f"conv: input has {c} channels, kernel expects {c2}"
@@ -223,8 +207,9 @@ def _forward(x, w, b, stride, pad, relu):
     bias = b.astype(x.dtype, copy=False)
     if stride == 1:
         w = w.astype(x.dtype, copy=False)
+        engine = Engine() if engine is None else engine
         for i in range(n):
-            _conv_s1_any(x[i], w, pad, out[i], bias, None if mask is None else mask[i])
+            _conv_s1_any(x[i], w, pad, out[i], engine, bias, None if mask is None else mask[i])
         return out, (x.shape, w, stride, pad, mask)
     wmat = np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c), dtype=x.dtype)  # (O, KH*KW*C)
     for i in range(n):
@@ -249,7 +234,7 @@ def _flipped(w):
     return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))                  # (C, O, KH, KW)
 
 
-def backward(dout, cache):
+def backward(dout, cache, engine=None):
     """dout (N, O, Ho, Wo) -> dx (N, C, H, W). A cache from forward_relu also applies the ReLU's mask to dout."""
     (n, c, h, wd), w, stride, pad = cache[:4]
     mask = cache[4] if len(cache) > 4 else None
@@ -260,8 +245,9 @@ def backward(dout, cache):
         # The input gradient of a stride-1 convolution is itself a stride-1 convolution of dout with the kernel
         # flipped in space and transposed in channels, padded by K-1-pad: the same fast routine serves both.
         wd_ = w.astype(dout.dtype, copy=False)
+        engine = Engine() if engine is None else engine
         for i in range(n):
-            _conv_s1_any(dout[i], wd_, kh - 1 - pad, dx[i], in_mask=None if mask is None else mask[i],
+            _conv_s1_any(dout[i], wd_, kh - 1 - pad, dx[i], engine, in_mask=None if mask is None else mask[i],
                          transposed=True)
         return dx
     if mask is not None:

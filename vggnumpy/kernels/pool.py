@@ -3,11 +3,12 @@
 Max-pool ties (common after ReLU, where many inputs are 0) send the whole gradient to one element: the first
 maximum in row-major window order, as PyTorch and Caffe do. Average pooling divides by the window's size clipped
 to the padded input (PyTorch's count_include_pad=True, Caffe's rule); with pad=0 that is the in-image count.
+forward and backward take engine= (engine.Engine, whose threads run the 2x2 average pooling; default a fresh one).
 """
 import numpy as np
 
-from . import parallel
 from ..arch import output_size
+from .engine import Engine
 
 
 def _geometry(h, w, k, stride, pad, ceil):
@@ -33,7 +34,7 @@ def _taps(k, stride, ho, wo):
             yield i * k + j, (slice(i, i + stride * (ho - 1) + 1, stride), slice(j, j + stride * (wo - 1) + 1, stride))
 
 
-def forward(x, k=2, stride=2, pad=0, ceil=False, mode="max"):
+def forward(x, k=2, stride=2, pad=0, ceil=False, mode="max", engine=None):
     """x (N, C, H, W) -> out (N, C, Ho, Wo)."""
     n, c, h, w = x.shape
     ho, wo, hp, wp = _geometry(h, w, k, stride, pad, ceil)
@@ -43,7 +44,7 @@ def forward(x, k=2, stride=2, pad=0, ceil=False, mode="max"):
         out, arg = _max2x2(x, ho, wo)
         return out, (x.shape, k, stride, pad, ceil, mode, arg)
     if mode == "avg" and k == stride == 2 and pad == 0 and hp == h and wp == w:
-        return _avg2x2(x, ho, wo), (x.shape, k, stride, pad, ceil, mode, None)
+        return _avg2x2(x, ho, wo, engine), (x.shape, k, stride, pad, ceil, mode, None)
     fill = -np.inf if mode == "max" else 0
     if pad == 0 and hp == h and wp == w:
         xp = x
@@ -91,7 +92,7 @@ def _max2x2(x, ho, wo):
     return out, arg
 
 
-def _avg2x2(x, ho, wo):
+def _avg2x2(x, ho, wo, engine=None):
     """VGG's 2x2 stride-2 average pooling (N, C, H, W) -> (N, C, Ho, Wo).
 
     Why it is fast: the two columns of every window are added first, then the two rows of the half-size result
@@ -106,11 +107,11 @@ def _avg2x2(x, ho, wo):
         np.add(xs[a:b, :, 0::2], xs[a:b, :, 1::2], out=cols[a:b])
         np.add(cols[a:b, 0::2], cols[a:b, 1::2], out=out[a:b])
         out[a:b] *= x.dtype.type(0.25)
-    parallel.split(run, n * c)
+    (Engine() if engine is None else engine).split(run, n * c)
     return out.reshape(n, c, ho, wo)
 
 
-def _avg2x2_backward(dout, h, w):
+def _avg2x2_backward(dout, h, w, engine=None):
     """Each input of a 2x2 window receives a quarter of its output's gradient: four strided writes, no sums."""
     n, c, ho, wo = dout.shape
     dx = np.empty((n * c, h, w), dtype=dout.dtype)
@@ -122,11 +123,11 @@ def _avg2x2_backward(dout, h, w):
         np.multiply(d[a:b], dout.dtype.type(0.25), out=dx[a:b, 0:2 * ho:2, 0:2 * wo:2])
         dx[a:b, 0:2 * ho:2, 1:2 * wo:2] = dx[a:b, 0:2 * ho:2, 0:2 * wo:2]
         dx[a:b, 1:2 * ho:2, :2 * wo] = dx[a:b, 0:2 * ho:2, :2 * wo]
-    parallel.split(run, n * c)
+    (Engine() if engine is None else engine).split(run, n * c)
     return dx.reshape(n, c, h, w)
 
 
-def backward(dout, cache):
+def backward(dout, cache, engine=None):
     """dout (N, C, Ho, Wo) -> dx (N, C, H, W)."""
     (n, c, h, w), k, stride, pad, ceil, mode, arg = cache
     ho, wo, hp, wp = _geometry(h, w, k, stride, pad, ceil)
@@ -143,7 +144,7 @@ def backward(dout, cache):
             np.multiply(dout, hit, out=dx[:, :, si, sj])
         return dx
     if mode == "avg" and k == stride == 2 and pad == 0 and hp == h and wp == w:
-        return _avg2x2_backward(dout, h, w)
+        return _avg2x2_backward(dout, h, w, engine)
     dxp = np.zeros((n, c, hp, wp), dtype=dout.dtype)
     if mode == "max":
         for t, (si, sj) in _taps(k, stride, ho, wo):

@@ -10,43 +10,61 @@ direct convolution. Why it is fast here, in NumPy: every step is either one long
   3. 36 products U[e] @ V[e] (the real work), then the bias, added to one of the 36 positions (see _BIAS_AT);
   4. A^T m A for every tile is ONE product with kron(A^T, A^T) (16 x 36), laid out (O, rows, tiles, 4, 4) so
      that placing the outputs is a copy of runs of 4.
-The copies and the ReLU run on all cores (parallel.split); the products use BLAS's threads. Blocks of tile
+The copies and the ReLU run on all cores (engine.split); the products use BLAS's threads. Blocks of tile
 rows bound the memory, so no buffer holds a whole large layer. The transform's points are 0, +-1, +-2 and
 infinity: float32 results differ from direct convolution by about 1e-5 relative (tests state the tolerance).
 The reference it is tested against is the loop convolution beside the other routines, conv.forward_ref and
 conv.backward_ref (tests/test_kernels.py, in float64 to 1e-12, and by finite differences).
 """
+import types
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import band as band_mod, parallel
+from . import band as band_mod
+from .engine import Engine
 
-BT = np.array([[4, 0, -5, 0, 1, 0],
-               [0, -4, -4, 1, 1, 0],
-               [0, 4, -4, -1, 1, 0],
-               [0, -2, -1, 2, 1, 0],
-               [0, 2, -1, -2, 1, 0],
-               [0, 4, 0, -5, 0, 1]], dtype=np.float64)        # (6, 6): input tile transform
-G = np.array([[1 / 4, 0, 0],
-              [-1 / 6, -1 / 6, -1 / 6],
-              [-1 / 6, 1 / 6, -1 / 6],
-              [1 / 24, 1 / 12, 1 / 6],
-              [1 / 24, -1 / 12, 1 / 6],
-              [0, 0, 1]], dtype=np.float64)                   # (6, 3): kernel transform
-AT = np.array([[1, 1, 1, 1, 1, 0],
-               [0, 1, -1, 2, -2, 0],
-               [0, 1, 1, 4, 4, 0],
-               [0, 1, -1, 8, -8, 1]], dtype=np.float64)       # (4, 6): output transform
+
+def _constant(a):
+    """a made read-only: the tables below are constants."""
+    a.setflags(write=False)
+    return a
+
+
+BT = _constant(np.array([[4, 0, -5, 0, 1, 0],
+                        [0, -4, -4, 1, 1, 0],
+                        [0, 4, -4, -1, 1, 0],
+                        [0, -2, -1, 2, 1, 0],
+                        [0, 2, -1, -2, 1, 0],
+                        [0, 4, 0, -5, 0, 1]], dtype=np.float64))       # (6, 6): input tile transform
+G = _constant(np.array([[1 / 4, 0, 0],
+                       [-1 / 6, -1 / 6, -1 / 6],
+                       [-1 / 6, 1 / 6, -1 / 6],
+                       [1 / 24, 1 / 12, 1 / 6],
+                       [1 / 24, -1 / 12, 1 / 6],
+                       [0, 0, 1]], dtype=np.float64))                  # (6, 3): kernel transform
+AT = _constant(np.array([[1, 1, 1, 1, 1, 0],
+                        [0, 1, -1, 2, -2, 0],
+                        [0, 1, 1, 4, 4, 0],
+                        [0, 1, -1, 8, -8, 1]], dtype=np.float64))      # (4, 6): output transform
 
 _BIAS_AT = 1 * 6 + 1     # position (1, 1) of the 6x6 transformed tile: A^T e_1 e_1^T A is all ones
-_KRON = {}          # dtype -> (kron(B^T, B^T) (36, 36), kron(A^T, A^T) (16, 36)): vec(B^T d B) = KB vec(d)
+
+
+# The transforms as matrices on flattened tiles, made once at import for the float types (read-only constants,
+# nothing is added later; another dtype gets them made per call): vec(B^T d B) = KB vec(d) with KB =
+# kron(B^T, B^T) (36, 36), vec(A^T m A) = KA vec(m) with KA = kron(A^T, A^T) (16, 36), vec(G g G^T) = KG vec(g)
+# with KG = kron(G, G) (36, 9).
+_KB, _KA, _KG = (types.MappingProxyType({np.dtype(t): _constant(np.kron(m, m).astype(t))
+                                         for t in (np.float32, np.float64)}) for m in (BT, AT, G))
 
 
 def _krons(dtype):
+    """(KB, KA) in dtype."""
     dt = np.dtype(dtype)
-    if dt not in _KRON:
-        _KRON[dt] = (np.kron(BT, BT).astype(dt), np.kron(AT, AT).astype(dt))
-    return _KRON[dt]
+    if dt in _KB:
+        return _KB[dt], _KA[dt]
+    return np.kron(BT, BT).astype(dt), np.kron(AT, AT).astype(dt)
 
 
 def weights(w, flipped=False):
@@ -66,10 +84,9 @@ def weights(w, flipped=False):
 
 
 def _kgg(dtype):
+    """KG (36, 9) in dtype."""
     dt = np.dtype(dtype)
-    if ("g", dt) not in _KRON:
-        _KRON[("g", dt)] = np.kron(G, G).astype(dt)                           # (36, 9): vec(G g G^T) = KG vec(g)
-    return _KRON[("g", dt)]
+    return _KG[dt] if dt in _KG else np.kron(G, G).astype(dt)
 
 
 def _view(a, shape, strides):
@@ -77,12 +94,12 @@ def _view(a, shape, strides):
     return as_strided(a, shape, tuple(s * a.itemsize for s in strides))
 
 
-def conv3x3(x, u, pad, out, bias=None, relu_mask=None, in_mask=None, chunk=1 << 22):
+def conv3x3(x, u, pad, out, bias=None, relu_mask=None, in_mask=None, chunk=1 << 22, engine=None):
     """Stride-1 3x3 convolution of x (C, H, W) with U (36, O, C) from weights(), written into out (O, Ho, Wo).
 
     bias (O,) is added; relu_mask (O, Ho, Wo) bool, when given, asks for out = max(conv, 0) and receives
     out > 0; in_mask (C, H, W) multiplies x as it is read (the backward of a ReLU that followed). chunk bounds
-    the elements of each block's buffers.
+    the elements of each block's buffers; engine (engine.Engine, default a fresh one) runs the copies on its threads.
     """
     c, h, w = x.shape
     o = u.shape[1]
@@ -91,6 +108,7 @@ def conv3x3(x, u, pad, out, bias=None, relu_mask=None, in_mask=None, chunk=1 << 
     wp = 4 * tw + 2                                                # padded width that holds every 6x6 tile
     rows = max(1, min(th, chunk // (36 * max(c, o) * tw)))         # tile rows per block
     kb, ka = _krons(x.dtype)
+    engine = Engine() if engine is None else engine
     band_buf = np.empty(c * (4 * rows + 2) * wp, dtype=x.dtype)
     d_buf = np.empty(36 * c * rows * tw, dtype=x.dtype)
     v_buf = np.empty(36 * c * rows * tw, dtype=x.dtype)
@@ -100,10 +118,10 @@ def conv3x3(x, u, pad, out, bias=None, relu_mask=None, in_mask=None, chunk=1 << 
         nb = min(rows, th - t0)
         nt = nb * tw                                               # tiles in this block
         band = band_buf[:c * (4 * nb + 2) * wp].reshape(c, 4 * nb + 2, wp)   # padded rows 4*t0 .. 4*(t0+nb)+2
-        parallel.split(lambda a, b: band_mod.fill(band, x, 4 * t0 - pad, pad, a, b, in_mask), c)
+        engine.split(lambda a, b: band_mod.fill(band, x, 4 * t0 - pad, pad, a, b, in_mask), c)
         d = d_buf[:36 * c * nt].reshape(c, nb, tw, 6, 6)           # (C, rows, tiles, 6, 6)
         tiles = _view(band, (c, nb, tw, 6, 6), (band.shape[1] * wp, 4 * wp, 4, wp, 1))
-        parallel.split(lambda a, b: np.copyto(d[a:b], tiles[a:b]), c)
+        engine.split(lambda a, b: np.copyto(d[a:b], tiles[a:b]), c)
         v = v_buf[:36 * c * nt].reshape(36, c * nt)
         np.matmul(kb, d.reshape(c * nt, 36).T, out=v)                # B^T d B: (36, C*tiles)
         m = m_buf[:36 * o * nt].reshape(36, o, nt)
@@ -123,7 +141,7 @@ def conv3x3(x, u, pad, out, bias=None, relu_mask=None, in_mask=None, chunk=1 << 
             if relu_mask is not None:
                 np.maximum(dst, 0, out=dst)
                 np.greater(dst, 0, out=relu_mask[a:b, r0:r1])
-        parallel.split(emit, o)
+        engine.split(emit, o)
     return out
 
 
