@@ -2,7 +2,7 @@
 quality against jcjohnson/neural-style's recipe.
 
     python benchmarks/bench_e2e.py                   # tubingen + starry_night, at the defaults (512 px)
-    python benchmarks/bench_e2e.py --size 128 --iterations 10 --initial-iterations 10   # a quick check
+    python benchmarks/bench_e2e.py --size 128 --iterations 20   # a quick check
     python benchmarks/bench_e2e.py --time-to-quality --size 256    # needs the [bench] extra (the judge)
 
 Time to quality (--time-to-quality): our default run at --size, and jcjohnson's recipe (benchmarks/jcjohnson.py:
@@ -11,7 +11,7 @@ iterations) in PyTorch on the same weights and size. Every iterate of ours and e
 its wall time; afterwards the judge of benchmarks/quality.py scores them all, and the table gives the first time
 at which each run's iterate scores at least the other's final image on both style match and content SSIM.
 
-Ours: vggnumpy.transfer.stylize at its defaults, i.e. `vggnumpy style CONTENT STYLE -o out.png`: wall time and the
+Ours: vggnumpy.stylize at its defaults, i.e. `vggnumpy style CONTENT STYLE -o out.png`: wall time and the
 objective evaluations it used over all scales. PyTorch: the tutorial's loop (torch.optim.LBFGS over the image,
 clamped to [0, 1] before each evaluation) at the final size from the content image, on the same objective (same
 weights, layers, loss weights and targets), for the same number of evaluations. Both results are then scored by
@@ -27,7 +27,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import common                                                  # noqa: E402
-from vggnumpy import arch as archmod, images, transfer         # noqa: E402
+from vggnumpy import api, arch as archmod, config, images      # noqa: E402
 from vggnumpy.network import Network                           # noqa: E402
 from vggnumpy.objective import Objective                       # noqa: E402
 
@@ -36,17 +36,17 @@ SHARED = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "images"
 
 def final_objective(weights, content, style, size):
     """The objective stylize optimises at its last scale (its defaults for these weights, one style, full size)."""
-    d = transfer.defaults_for(weights.trained)
+    o = config.Options().resolved(weights.trained)
     layers = archmod.DEFAULT_LAYERS[weights.arch]
     min_side = archmod.min_input_size(weights.arch, layers["content"] + layers["style"])
-    c = transfer._as_image(content, size, min_side, "content image")
-    s = transfer._as_image(style, max(min_side, round(size * d["style_scale"])), min_side, "style image")
+    c = images.load_image(content, size, min_side, "content image")
+    s = images.load_image(style, max(min_side, round(size * o.style_scale)), min_side, "style image")
     s = images.resize(s, max(min_side, round(max(s.shape[:2]) * size / size)))
     chw = lambda a: np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32)   # noqa: E731
     cw = {n: 1.0 / len(layers["content"]) for n in layers["content"]}
     sw = {n: 1.0 / len(layers["style"]) for n in layers["style"]}
-    obj = Objective(Network(weights, d["pooling"]), chw(c), [chw(s)], [1.0], cw, sw,
-                    d["content_weight"], d["style_weight"], d["tv_weight"])
+    obj = Objective(Network(weights, o.pooling), chw(c), [chw(s)], [1.0], cw, sw,
+                    o.content_weight, o.style_weight, o.tv_weight)
     return obj, chw(c)
 
 
@@ -81,9 +81,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("content", nargs="?", default=os.path.join(SHARED, "content", "tubingen.jpg"))
     ap.add_argument("style", nargs="?", default=os.path.join(SHARED, "style", "starry_night.jpg"))
-    ap.add_argument("--size", type=int, default=transfer.DEFAULTS["size"])
+    ap.add_argument("--size", type=int, default=config.Options.size)
     ap.add_argument("--iterations", type=int, default=None)
-    ap.add_argument("--initial-iterations", type=int, default=None)
+    ap.add_argument("--scale-iterations", type=lambda t: [int(v) for v in t.split(",")], default=None,
+                    help="iterations per scale, coarsest first (as vggnumpy style --scale-iterations)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--time-to-quality", action="store_true", help="time to quality against jcjohnson's recipe")
@@ -92,11 +93,11 @@ def main():
     ap.add_argument("--keep", default=None, help="folder to write both final images to")
     a = ap.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
-    weights = transfer.resolve_weights(a.weights, transfer.DEFAULTS["arch"], 0, log=print)
+    weights = api.resolve_weights(a.weights, config.Options.arch, log=print)
     if a.time_to_quality:
         return time_to_quality(a, weights)
-    res = transfer.stylize(a.content, a.style, size=a.size, iterations=a.iterations,
-                           initial_iterations=a.initial_iterations, weights=weights, progress=False,
+    res = api.stylize(a.content, a.style, size=a.size, iterations=a.iterations,
+                           scale_iterations=a.scale_iterations, weights=weights, progress=False,
                            log=lambda m: None)
     obj, x0 = final_objective(weights, a.content, a.style, a.size)
     ours_img = np.ascontiguousarray(res.image.transpose(2, 0, 1))
@@ -131,8 +132,8 @@ def time_to_quality(a, weights):
     import quality
     judge = quality.Judge()
     start, ours = time.perf_counter(), []
-    res = transfer.stylize(a.content, a.style, size=a.size, iterations=a.iterations,
-                           initial_iterations=a.initial_iterations, weights=weights, progress=False,
+    res = api.stylize(a.content, a.style, size=a.size, iterations=a.iterations,
+                           scale_iterations=a.scale_iterations, weights=weights, progress=False,
                            log=lambda m: None,
                            on_step=lambda it, loss, img: ours.append((time.perf_counter() - start, it, img.copy())))
     ours.append((res.seconds, res.iterations, res.image))              # the image stylize returns

@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))               # torchvgg, also when imported
 
 from vggnumpy import arch as archmod  # noqa: E402
 from vggnumpy.backend import gpu_status, to_numpy  # noqa: E402
@@ -91,21 +92,11 @@ def ours(xp, weights, side):
 # ---------------------------------------------------------------- PyTorch, same weights and objective
 
 def torch_objective(torch, weights, side, device):
+    from torchvgg import trunk
     from vggnumpy.objective import preprocess_forward
-    mods = []
     layers = set(CONTENT) | set(STYLE)
-    for name, kind, p in archmod.get_table(weights.arch):
-        if kind == "conv":
-            m = torch.nn.Conv2d(p["cin"], p["cout"], p["k"], p["stride"], p["pad"])
-            w, b = weights.params[name]
-            m.weight.data, m.bias.data = torch.from_numpy(w.copy()), torch.from_numpy(b.copy())
-        elif kind == "relu":
-            m = torch.nn.ReLU(inplace=False)
-        else:
-            m = torch.nn.MaxPool2d(p["k"], p["stride"], ceil_mode=p["ceil"])
-        mods.append((name, m.to(device)))
-        if name == "relu5_1":
-            break
+    names, modules = trunk(weights, "relu5_1", "max")           # frozen parameters: only the input's gradient
+    mods = [(name, m.to(device)) for name, m in zip(names, modules)]
     content, style = images(side)
 
     def feats(x):
@@ -265,8 +256,7 @@ def main(argv=None):
                   "| optimiser | total s | evaluations | time in evaluations | host-side optimiser time | final loss |",
                   "|---|---:|---:|---:|---:|---:|"]
         print("\n".join(lines[-5:]), flush=True)
-        from vggnumpy.gpu.lbfgs import lbfgs as dev_lbfgs
-        from vggnumpy.optim import lbfgs as host_lbfgs
+        from vggnumpy.optim import device_lbfgs as dev_lbfgs, lbfgs as host_lbfgs
         for name in ("scipy L-BFGS-B (host)", "device L-BFGS"):
             fn, img, obj = ours(cp, weights, 512)
             spent = [0.0, 0]
@@ -293,7 +283,7 @@ def main(argv=None):
             pool.free_all_blocks()
 
     if args.e2e or args.e2e_cpu:
-        from vggnumpy.transfer import stylize
+        from vggnumpy import stylize
         lines += ["", "Whole default runs end to end (stylize() defaults: 512 px, 2 scales, 300 + 200 L-BFGS "
                   "iterations; synthetic images):", "", "| device | seconds | evaluations |", "|---|---:|---:|"]
         print("\n".join(lines[-5:]), flush=True)

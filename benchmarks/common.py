@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from vggnumpy import arch as archmod                      # noqa: E402
 from vggnumpy.network import Network                      # noqa: E402
 from vggnumpy.objective import Objective                  # noqa: E402
-from vggnumpy.transfer import defaults_for                # noqa: E402
+from vggnumpy.config import NETWORK_DEFAULTS              # noqa: E402
 from vggnumpy.weights import random_weights               # noqa: E402
 
 LAYERS = archmod.DEFAULT_LAYERS["vgg19"]
@@ -61,7 +61,7 @@ def layer_weights():
 def our_objective(size, seed=0, weights=None, content=None, style=None):
     """vggnumpy's Objective with the untrained network's default loss weights on random VGG-19 weights (or the given
     ones)."""
-    d = defaults_for(trained=False)
+    d = NETWORK_DEFAULTS["untrained"]
     w = weights or random_weights("vgg19", seed=0)
     c, s, _ = images(size, seed)
     content = c if content is None else content
@@ -92,8 +92,8 @@ def torch_objective(obj, threads=2):
     import torch
     torch.set_num_threads(threads)
     net, weights = obj.net, obj.net.weights
-    from jcjohnson import trunk
-    names, mods = trunk(torch, weights, max(obj.layers, key=archmod.layer_names(weights.arch).index), net.pooling)
+    from torchvgg import trunk
+    names, mods = trunk(weights, max(obj.layers, key=archmod.layer_names(weights.arch).index), net.pooling)
     order = [0, 1, 2] if weights.channel_order == "RGB" else [2, 1, 0]
     mean = torch.tensor(weights.mean, dtype=torch.float32).reshape(3, 1, 1) / weights.pixel_scale
     gain = torch.tensor([weights.pixel_scale / s for s in weights.std], dtype=torch.float32).reshape(3, 1, 1)

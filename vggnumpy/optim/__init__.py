@@ -32,7 +32,7 @@ def steps(name, fun, x0, iterations, lower=0.0, upper=1.0, memory=20, learning_r
         from .device import steps as gen
         return gen(fun, x0, iterations, lower, upper, memory)
     if name == "adam":
-        from .adam import steps as gen
+        from .projected_adam import steps as gen
         return gen(fun, x0, iterations, learning_rate, lower, upper)
     raise ValueError(f"optimizer must be lbfgs, lbfgs-device or adam, not {name!r}")
 
