@@ -223,3 +223,13 @@ def test_the_memory_model_is_close_to_the_measured_peaks():
     for side, measured_mib in [(256, 336), (512, 584), (1024, 1579), (2048, 5771)]:
         model = memory.estimate("vgg19", side, side, "relu5_1", "adam", 0)[1] / 2 ** 20
         assert 0.9 < model / measured_mib < 1.1, (side, model, measured_mib)
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_weights_convert_never_writes_onto_its_input(tmp_path, link):
+    from vggnumpy import weights
+    src = str(tmp_path / "w.h5")
+    weights.save(weights.random_weights("vgg16", 0), src)
+    other = str(tmp_path / "other.h5")
+    (os.symlink if link == "symlink" else os.link)(src, other)
+    _refused(tmp_path, ["weights", "convert", src, "-o", other], "would overwrite an input")

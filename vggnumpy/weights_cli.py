@@ -61,16 +61,16 @@ def cmd_download(args):
 
 def cmd_convert(args):
     from .convert import convert_file
-    from .paths import cache_dir
-    w = convert_file(args.file, arch=args.arch, convention=args.convention)
+    from .paths import cache_dir, check_outputs, same_file
     out = args.output
     if out is None:
         stem = os.path.splitext(os.path.basename(args.file))[0]
         out = os.path.join(cache_dir(), f"{stem}.h5")
-        if os.path.abspath(out) == os.path.abspath(args.file):
+        if same_file(out, args.file):
             out = os.path.join(cache_dir(), f"{stem}-vggnumpy.h5")
-    if os.path.abspath(out) == os.path.abspath(args.file):
-        raise wmod.WeightsError(f"{out}: the output would overwrite the input; choose another -o")
+        os.makedirs(cache_dir(), exist_ok=True)
+    check_outputs([("converted weights", out)], [("file to convert", args.file)])    # before the work
+    w = convert_file(args.file, arch=args.arch, convention=args.convention)
     wmod.save(w, out)
     w.path = out
     print(format_info(w))
