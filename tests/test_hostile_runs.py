@@ -233,3 +233,10 @@ def test_weights_convert_never_writes_onto_its_input(tmp_path, link):
     other = str(tmp_path / "other.h5")
     (os.symlink if link == "symlink" else os.link)(src, other)
     _refused(tmp_path, ["weights", "convert", src, "-o", other], "would overwrite an input")
+
+
+def test_a_missing_input_is_named_before_any_weights_are_looked_for(tmp_path, pics):
+    c, s = pics
+    code, err = run_cli("style", str(tmp_path / "nothere.jpg"), s, "-o", str(tmp_path / "o.png"), *FAST)
+    assert code == 1 and "nothere.jpg: content image file not found" in err
+    assert "weights" not in err and "Traceback" not in err         # no download or cache step was tried

@@ -124,6 +124,11 @@ def check_job(job):
                                  f"{len(job.styles)} style images; give one per style image")
     inputs = _paths(("content image", job.content), *[("style image", s) for s in job.styles],
                     ("init image", o.init_image), ("weights file", o.weights))
+    for what, path in inputs:                            # before any download is tried
+        if not os.path.exists(path):
+            raise images.ImageError(f"{path}: {what} file not found; check the path")
+        if os.path.isdir(path):
+            raise images.ImageError(f"{path}: {what} is a folder, not a file")
     outputs = _paths(("output", job.output), ("GIF", o.gif), ("trace", o.trace), ("plot", o.plot))
     if job.output is not None:
         images.check_output_path(job.output)

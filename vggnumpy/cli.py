@@ -121,7 +121,7 @@ def cmd_demo(args):
     from .api import check_job
     stem, ext = os.path.splitext(args.output)
     names = (f"{stem}_content{ext}", f"{stem}_style{ext}")
-    check_job(config.Job(names[0], (names[1],), args.output, config.make(**options_of(args))))
+    check_job(config.Job(None, (None,), args.output, config.make(**options_of(args))))    # drawn below
     for name in names:
         images.check_output_path(name)
     content, style = demo.landscape(), demo.swirls()
