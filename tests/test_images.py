@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vggnumpy import images
+from vggnumpy import images, paths
 
 
 def _save(tmp_path, name, im, **kw):
@@ -89,12 +89,12 @@ def test_writes_by_extension_with_metadata(tmp_path, ext, fmt, rng):
 def test_output_path_checks(tmp_path):
     with pytest.raises(images.ImageError, match="bmp"):
         images.check_output_path(str(tmp_path / "o.bmp"))
-    with pytest.raises(images.ImageError, match="does not exist"):
+    with pytest.raises(paths.OutputError, match="does not exist"):
         images.check_output_path(str(tmp_path / "no" / "o.png"))
     src = tmp_path / "in.png"
     Image.new("RGB", (4, 4)).save(src)
-    with pytest.raises(images.ImageError, match="input"):
-        images.check_output_path(str(src), [str(src)])
+    with pytest.raises(paths.OutputError, match="input"):                  # inputs are checked with the outputs
+        paths.check_outputs([("output", str(src))], [("content image", str(src))])
 
 
 def test_original_colors_keeps_content_chroma(rng):

@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 
-from .paths import atomic_write
+from .paths import atomic_write, check_writable
 
 WRITABLE = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 MAX_INPUT_PIXELS = 150_000_000      # 1.8 GB as float32 RGB; a 12000x12000 image declared in a 40 KB PNG is refused
@@ -96,21 +96,12 @@ def resize_to(arr, nh, nw):
     return np.clip(np.stack(chans, axis=2), 0, 1).astype(np.float32)
 
 
-def check_output_path(path, inputs=()):
-    """Refuse, before any work, an output that could not be written or would overwrite an input."""
+def check_output_path(path, what="output"):
+    """Refuse, before any work, an image output with no writable format, folder or name (paths.check_writable)."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in WRITABLE:
         raise ImageError(f"{path}: cannot write '{ext or 'no extension'}' files; end the output name in .png, .jpg or .jpeg")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ImageError(f"{path}: the folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK):
-        raise ImageError(f"{path}: the folder {folder} is not writable")
-    if os.path.isdir(path):
-        raise ImageError(f"{path}: is a folder; give a file name such as {os.path.join(path, 'out.png')}")
-    for src in inputs:
-        if src and os.path.exists(src) and os.path.exists(path) and os.path.samefile(src, path):
-            raise ImageError(f"{path}: is also an input image and would be overwritten; choose another output name")
+    check_writable(what, path)
 
 
 def to_uint8(arr):
