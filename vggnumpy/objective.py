@@ -75,8 +75,13 @@ class Objective:
         obj.net, obj.terms, obj.evaluations = net, list(term_list), 0
         return obj
 
+    tiles = None                  # a list of tiling.Tile: evaluate tile by tile (tiling.py), exactly
+
     def evaluate(self, img, with_grad=True):
         """img (3, H, W) -> (loss, dimg (3, H, W) or None, parts {term name: weighted loss})."""
+        if self.tiles:
+            from .tiling import evaluate
+            return evaluate(self, img, self.tiles, with_grad)
         self.evaluations += 1
         layers = list(dict.fromkeys(t.layer for t in self.terms if t.layer != terms.PIXELS))
         feats, ncache, pcache = {}, None, None

@@ -35,6 +35,13 @@ class ContentTerm:
     def feature_grad(self, dstats, f):
         return dstats
 
+    def crop(self, index):
+        """The same term on part of the grid (a tile's core units): the target's slice, the whole target's energy."""
+        part = ContentTerm.__new__(ContentTerm)
+        part.layer, part.weight, part.target, part.name, part.scale = (self.layer, self.weight, self.target[index],
+                                                                       self.name, self.scale)
+        return part
+
 
 @dataclass(eq=False)
 class GramTerm:

@@ -1,0 +1,82 @@
+"""Exact tiled evaluation: tile by tile, the objective's value and gradient equal the untiled ones."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from vggnumpy import arch as archmod, tiling
+from vggnumpy.network import Network
+from vggnumpy.objective import Objective
+from vggnumpy.weights import random_weights
+
+
+def test_receptive_fields_and_halos():
+    assert tiling.receptive("vgg19", "relu5_1") == (16, -70, 156)        # pixels [16k - 70, 16k + 85]
+    assert tiling.halo("vgg19", ["relu1_1", "relu4_2", "relu5_1"]) == (80, 16)
+    assert tiling.halo("vgg16", ["relu1_1", "relu4_2", "relu5_1"]) == (64, 16)
+    assert tiling.receptive("nin", "relu0") == (4, 0, 11)                 # conv1: 11x11, stride 4, no pad
+
+
+def test_the_tiles_cover_the_image_once():
+    tiles = tiling.plan(150, 170, 48, "vgg19", ["relu5_1"])
+    cover = np.zeros((150, 170), int)
+    for t in tiles:
+        y0, y1, x0, x1 = t.core
+        cover[y0:y1, x0:x1] += 1
+        assert y0 % 16 == 0 and x0 % 16 == 0 and t.crop[0] % 16 == 0 and t.crop[2] % 16 == 0
+    assert (cover == 1).all()
+
+
+def _objective(arch, dtype, size, rng, weights=(1.0, 5.0, 0.5), styles=2):
+    layers = archmod.DEFAULT_LAYERS[arch]
+    net = Network(random_weights(arch, 0), "avg" if arch != "nin" else "max")
+    h, w = size
+    content = rng.random((3, h, w)).astype(dtype)
+    style_imgs = [rng.random((3, h - 20, w + 10)).astype(dtype) ** (k + 1) for k in range(styles)]
+    obj = Objective(net, content, style_imgs, [1.0, 3.0][:styles], {l: 1.0 for l in layers["content"]},
+                    {l: 1.0 / len(layers["style"]) for l in layers["style"]}, *weights)
+    return obj, rng.random((3, h, w)).astype(dtype), layers["content"] + layers["style"]
+
+
+@pytest.mark.parametrize("arch, size, tile", [("vgg19", (150, 170), 48), ("vgg16", (120, 100), 32),
+                                              ("nin", (230, 200), 64)])
+def test_tiled_equals_untiled_in_float64(arch, size, tile, rng):
+    """Value and gradient to 1e-10 relative, with two blended styles, content and TV."""
+    obj, x, layers = _objective(arch, np.float64, size, rng)
+    loss, grad, parts = obj.evaluate(x)
+    tiles = tiling.plan(*size, tile, arch, layers)
+    assert len(tiles) >= 4
+    tl, tg, tp = tiling.evaluate(obj, x, tiles)
+    assert abs(tl - loss) <= 1e-10 * abs(loss)
+    assert np.abs(tg - grad).max() <= 1e-10 * np.abs(grad).max()
+    for name in parts:
+        assert tp[name] == pytest.approx(parts[name], rel=1e-10, abs=1e-14)
+
+
+def test_tiled_equals_untiled_in_float32_and_through_the_objective(rng):
+    """float32: loss to 1e-5 relative, gradient to 1e-4 of its largest value (summation order only)."""
+    obj, x, layers = _objective("vgg19", np.float32, (100, 120), rng)
+    loss, grad, _ = obj.evaluate(x)
+    obj.tiles = tiling.plan(100, 120, 32, "vgg19", layers)
+    tl, tg, _ = obj.evaluate(x)
+    assert tl == pytest.approx(loss, rel=1e-5)
+    assert np.abs(tg - grad).max() <= 1e-4 * np.abs(grad).max()
+    assert obj.evaluate(x, with_grad=False)[0] == pytest.approx(tl, rel=1e-6)
+
+
+def test_content_only_needs_no_first_pass(rng):
+    obj, x, layers = _objective("vgg19", np.float64, (90, 80), rng, weights=(1.0, 0.0, 0.0), styles=1)
+    loss, grad, _ = obj.evaluate(x)
+    tl, tg, _ = tiling.evaluate(obj, x, tiling.plan(90, 80, 32, "vgg19", layers))
+    assert abs(tl - loss) <= 1e-10 * loss and np.abs(tg - grad).max() <= 1e-10 * np.abs(grad).max()
+
+
+def test_a_halo_short_of_the_receptive_field_is_not_exact(rng):
+    """With a 48 px halo (VGG-19 needs 80) the result moves: the test above can fail."""
+    obj, x, layers = _objective("vgg19", np.float64, (150, 170), rng)
+    loss, grad, _ = obj.evaluate(x)
+    short = [dataclasses.replace(t, crop=(max(0, t.core[0] - 48), min(150, t.core[1] + 48),
+                                          max(0, t.core[2] - 48), min(170, t.core[3] + 48)))
+             for t in tiling.plan(150, 170, 48, "vgg19", layers)]
+    tl, tg, _ = tiling.evaluate(obj, x, short)
+    assert abs(tl - loss) > 1e-8 * abs(loss) or np.abs(tg - grad).max() > 1e-8 * np.abs(grad).max()

@@ -1,0 +1,146 @@
+"""Exact tiled evaluation: the objective and its gradient computed tile by tile, equal to the untiled ones.
+
+A unit of layer l with cumulative stride J_l reads the input pixels [J_l u + s_l, J_l u + s_l + R_l - 1]
+(receptive()). Each tile owns a core of pixels; a layer's unit belongs to the tile whose core holds its anchor
+J_l u, so every layer's grid is split between the tiles with nothing left out or counted twice. A tile is run on
+its core plus a halo wide enough that every core unit reads only pixels inside the crop; tile origins sit on
+multiples of the deepest layer's stride, so each crop's grids line up with the whole image's. Then:
+
+- pass A: for each tile, forward, and add the core units' Gram statistics (a sum over positions) to the total;
+- the Gram terms' losses and their gradient with respect to G come from the summed statistics;
+- pass B: for each tile, forward again, give the core units their gradient (Gram: from the global dG; content:
+  per position against the target's slice), zero to the halo's, backward, and add the crop's input gradient.
+
+Total variation reads pixels only and is evaluated on the whole image. Pass A is skipped without Gram terms.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import arch as archmod, terms
+from .backend import xp_of
+from .objective import preprocess_backward, preprocess_forward
+
+
+def receptive(arch, layer):
+    """(J, s, R) of `layer`: cumulative stride, offset of the first input pixel read, receptive field size."""
+    j, s, r = 1, 0, 1
+    for name, kind, p in archmod.get_table(arch):
+        if kind in ("conv", "pool"):
+            k, stride, pad = p["k"], p["stride"], p.get("pad", 0)
+            s, r, j = s - pad * j, r + (k - 1) * j, j * stride
+        if name == layer:
+            return j, s, r
+    raise ValueError(f"unknown layer {layer} for {arch}")
+
+
+def halo(arch, layers):
+    """(halo, align): pixels each crop reaches beyond its core, and the multiple tile origins sit on."""
+    fields = [receptive(arch, l) for l in layers]
+    align = max(j for j, _, _ in fields)
+    need = max(max(-s, s + r - j) for j, s, r in fields)
+    return -(-need // align) * align, align
+
+
+@dataclass(frozen=True)
+class Tile:
+    core: tuple        # (y0, y1, x0, x1) pixels this tile owns
+    crop: tuple        # (y0, y1, x0, x1) pixels it runs on: the core and its halo, inside the image
+
+
+def _cuts(size, step):
+    return [(a, min(a + step, size)) for a in range(0, size, step)]
+
+
+def plan(height, width, tile, arch, layers):
+    """Tiles of at most `tile` x `tile` core pixels (rounded down to the alignment) covering the image."""
+    h, align = halo(arch, layers)
+    step = max(align, tile // align * align)
+    return [Tile((y0, y1, x0, x1), (max(0, y0 - h), min(height, y1 + h), max(0, x0 - h), min(width, x1 + h)))
+            for y0, y1 in _cuts(height, step) for x0, x1 in _cuts(width, step)]
+
+
+def _units(tile, j, shape):
+    """Slices of a layer's crop grid (C, h, w) that hold the tile's core units (anchors J u in the core)."""
+    (y0, y1, x0, x1), (cy, _, cx, _) = tile.core, tile.crop
+    up = lambda v: -(-v // j)
+    return (slice(up(y0) - cy // j, min(up(y1) - cy // j, shape[-2])),
+            slice(up(x0) - cx // j, min(up(x1) - cx // j, shape[-1])))
+
+
+def _global_units(tile, j, shape):
+    """The same units in the whole image's grid (for slicing a content target)."""
+    y, x = _units(tile, j, shape)
+    cy, cx = tile.crop[0] // j, tile.crop[2] // j
+    return slice(y.start + cy, y.stop + cy), slice(x.start + cx, x.stop + cx)
+
+
+def _forward(obj, img, tile, layers):
+    y0, y1, x0, x1 = tile.crop
+    x, pcache = preprocess_forward(img[:, y0:y1, x0:x1], obj.net.weights)
+    feats, ncache = obj.net.forward(x, layers)
+    return feats, ncache, pcache
+
+
+def _pass_a(obj, img, tiles, grams, strides):
+    """Sum of each Gram term's statistics over the tiles' cores: {term index: (S, n)}."""
+    total = {}
+    for tile in tiles:
+        feats = _forward(obj, img, tile, list(dict.fromkeys(obj.terms[i].layer for i in grams)))[0]
+        for i in grams:
+            t = obj.terms[i]
+            f = feats[t.layer]
+            ys, xs = _units(tile, strides[t.layer], f.shape)
+            s, n = t.stats(f[:, :, ys, xs])
+            total[i] = (s, n) if i not in total else (total[i][0] + s, total[i][1] + n)
+    return total
+
+
+def evaluate(obj, img, tiles, with_grad=True):
+    """objective.Objective.evaluate, tile by tile: (loss, dimg (3, H, W) or None, parts)."""
+    xp = xp_of(img)
+    arch = obj.net.arch
+    net_terms = [i for i, t in enumerate(obj.terms) if t.layer != terms.PIXELS]
+    grams = [i for i in net_terms if isinstance(obj.terms[i], terms.GramTerm)]
+    strides = {obj.terms[i].layer: receptive(arch, obj.terms[i].layer)[0] for i in net_terms}
+    obj.evaluations += 1
+    parts, dstats = {}, {}
+    for i, (s, n) in _pass_a(obj, img, tiles, grams, strides).items() if grams else ():
+        parts[i], dstats[i] = obj.terms[i].loss((s, n))
+    dimg = xp.zeros_like(img) if with_grad else None
+    layers = list(dict.fromkeys(obj.terms[i].layer for i in net_terms))
+    for tile in tiles if net_terms else ():
+        feats, ncache, pcache = _forward(obj, img, tile, layers)
+        grads = {}
+        for i in net_terms:
+            t, f = obj.terms[i], feats[obj.terms[i].layer]
+            ys, xs = _units(tile, strides[t.layer], f.shape)
+            core = f[:, :, ys, xs]
+            if i not in grams:                               # per position: this tile's share of the loss
+                gy, gx = _global_units(tile, strides[t.layer], f.shape)
+                value, d = t.crop((slice(None), slice(None), gy, gx)).loss(core)
+                parts[i] = parts.get(i, 0.0) + value
+            else:
+                d = dstats[i]
+            if with_grad:
+                g = xp.zeros_like(f)
+                g[:, :, ys, xs] = t.feature_grad(d, core)
+                grads[t.layer] = g if t.layer not in grads else grads[t.layer] + g
+        if with_grad:
+            y0, y1, x0, x1 = tile.crop
+            dimg[:, y0:y1, x0:x1] += preprocess_backward(obj.net.backward(grads, ncache), pcache)
+    return _finish(obj, img, parts, dimg, with_grad)
+
+
+def _finish(obj, img, parts, dimg, with_grad):
+    """Add the pixel terms (on the whole image) and order the parts as the untiled objective does."""
+    out = {}
+    for i, t in enumerate(obj.terms):
+        if t.layer == terms.PIXELS:
+            value, d = t.loss(t.stats(img[None]))
+            out[t.name] = value
+            if with_grad:
+                dimg = dimg + t.feature_grad(d, img[None])[0]
+        else:
+            out[t.name] = parts.get(i, 0.0)
+    return sum(out.values()), dimg, out
