@@ -21,32 +21,39 @@ def preprocess_backward(dx, cache):
     return dimg[np.argsort(order)]
 
 
-def features(net, img, layers):
-    """Features of one image (3, H, W) at the given layers: {name: (1, C, h, w)}."""
+def features(net, img, layers, tile=None):
+    """Features of one image (3, H, W) at the given layers: {name: (1, C, h, w)}; tile by tile with `tile`."""
+    if tile and max(img.shape[1:]) > tile:
+        from .tiling import features as tiled
+        return tiled(net, img, layers, tile)
     x, _ = preprocess_forward(img, net.weights)
     feats, _ = net.forward(x, layers)
     return {name: feats[name] for name in layers}
 
 
-def gram_targets(net, img, layers):
-    """Gram matrices of one image at the given layers: {name: (1, C, C)}."""
+def gram_targets(net, img, layers, tile=None):
+    """Gram matrices of one image at the given layers: {name: (1, C, C)}; tile by tile with `tile`."""
+    if tile and max(img.shape[1:]) > tile:
+        from .tiling import grams
+        return grams(net, img, layers, tile)
     return {name: losses.gram_forward(f)[0] for name, f in features(net, img, layers).items()}
 
 
 def build_terms(net, content_img, style_imgs, blend, content_layers, style_layers, content_weight=1.0,
-                style_weight=1.0, tv_weight=0.0):
+                style_weight=1.0, tv_weight=0.0, tile=None):
     """The loss terms of Gatys et al. with their targets computed once (the paper's equation 7, term by term).
 
     content_img (3, H, W); style_imgs a list of (3, h, w) mixed by `blend`; layer weights are dicts name -> weight.
-    A term whose weight is 0 is left out, with its target never computed.
+    A term whose weight is 0 is left out, with its target never computed. With `tile` (pixels), images larger
+    than it are run tile by tile (tiling.py), so the targets of an image larger than memory can be made.
     """
     content_layers, style_layers = dict(content_layers), dict(style_layers)
     out = []
     if content_layers and content_weight:
-        feats = features(net, content_img, list(content_layers))
+        feats = features(net, content_img, list(content_layers), tile)
         out += [terms.ContentTerm(n, content_weight * w, feats[n]) for n, w in content_layers.items()]
     if style_layers and style_weight:
-        grams = [gram_targets(net, img, list(style_layers)) for img in style_imgs]
+        grams = [gram_targets(net, img, list(style_layers), tile) for img in style_imgs]
         targets = terms.style_targets(grams, blend)
         out += [terms.GramTerm(n, style_weight * w, targets[n]) for n, w in style_layers.items()]
     if tv_weight:
@@ -63,10 +70,14 @@ class Objective:
     """
 
     def __init__(self, net, content_img, style_imgs, blend, content_layers, style_layers,
-                 content_weight=1.0, style_weight=1.0, tv_weight=0.0):
+                 content_weight=1.0, style_weight=1.0, tv_weight=0.0, tile=None):
         self.net = net
         self.terms = build_terms(net, content_img, style_imgs, blend, content_layers, style_layers,
-                                 content_weight, style_weight, tv_weight)
+                                 content_weight, style_weight, tv_weight, tile)
+        if tile and max(content_img.shape[1:]) > tile:
+            from .tiling import plan
+            self.tiles = plan(content_img.shape[1], content_img.shape[2], tile, net.arch,
+                              [t.layer for t in self.terms if t.layer != terms.PIXELS])
         self.evaluations = 0
 
     @classmethod

@@ -76,6 +76,7 @@ def _global_units(tile, j, shape):
 
 
 def _forward(obj, img, tile, layers):
+    """The network on one tile's crop: (features, network cache, preprocessing cache)."""
     y0, y1, x0, x1 = tile.crop
     x, pcache = preprocess_forward(img[:, y0:y1, x0:x1], obj.net.weights)
     feats, ncache = obj.net.forward(x, layers)
@@ -144,3 +145,38 @@ def _finish(obj, img, parts, dimg, with_grad):
         else:
             out[t.name] = parts.get(i, 0.0)
     return sum(out.values()), dimg, out
+
+
+def features(net, img, layers, tile):
+    """{layer: (1, C, h, w)} of the whole image, computed tile by tile (for targets larger than memory)."""
+    xp = xp_of(img)
+    tiles = plan(img.shape[1], img.shape[2], tile, net.arch, layers)
+    shapes = archmod.feature_shapes(net.arch, img.shape[1], img.shape[2])
+    out = {l: xp.zeros((1,) + shapes[l], dtype=img.dtype) for l in layers}
+    for t in tiles:
+        feats = _forward_net(net, img, t, layers)
+        for l in layers:
+            j = receptive(net.arch, l)[0]
+            ys, xs = _units(t, j, feats[l].shape)
+            gy, gx = _global_units(t, j, feats[l].shape)
+            out[l][:, :, gy, gx] = feats[l][:, :, ys, xs]
+    return out
+
+
+def grams(net, img, layers, tile):
+    """{layer: G (1, C, C)} of the whole image, from Gram statistics summed over tiles."""
+    from . import losses
+    total = {}
+    for t in plan(img.shape[1], img.shape[2], tile, net.arch, layers):
+        feats = _forward_net(net, img, t, layers)
+        for l in layers:
+            ys, xs = _units(t, receptive(net.arch, l)[0], feats[l].shape)
+            s, n = losses.gram_stats(feats[l][:, :, ys, xs])
+            total[l] = (s, n) if l not in total else (total[l][0] + s, total[l][1] + n)
+    return {l: s / s.dtype.type(n) for l, (s, n) in total.items()}
+
+
+def _forward_net(net, img, tile, layers):
+    y0, y1, x0, x1 = tile.crop
+    x, _ = preprocess_forward(img[:, y0:y1, x0:x1], net.weights)
+    return net.forward(x, layers)[0]
