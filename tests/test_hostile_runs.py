@@ -88,7 +88,8 @@ def test_no_output_resolves_to_an_input_or_another_output(tmp_path, pics, case):
     ("--style-layer-weights", "1,nan,1,1,1", "--style-layer-weights"), ("--style-blend-weights", "inf", "--style-blend-weights"),
     ("--style-blend-weights", "0", "--style-blend-weights"), ("--scales", "0", "--scales"),
     ("--scales", "40", "--scales"), ("--scale-iterations", "3,-1", "--scale-iterations"),
-    ("--print-every", "-2", "--print-every"), ("--gif", "x.png", "--gif"), ("--trace", "t.txt", "--trace"),
+    ("--print-every", "-2", "--print-every"), ("--max-memory", "10M", "--max-memory"),
+    ("--max-memory", "lots", "--max-memory"), ("--max-memory", "-4G", "--max-memory"), ("--gif", "x.png", "--gif"), ("--trace", "t.txt", "--trace"),
 ])
 def test_every_number_option_is_checked(tmp_path, pics, option, value, expect):
     c, s = pics
@@ -211,10 +212,11 @@ def test_sigterm_while_weights_are_saved_leaves_no_temporary_file(tmp_path):
 
 
 def test_a_size_beyond_the_machine_is_refused_before_the_work(tmp_path, pics, monkeypatch):
-    """--size 8192 is in range but needs ~160 GB untiled: a clear error naming --size, not a MemoryError."""
+    """--size 8192 is in range but needs ~160 GB untiled and ~10 GB tiled: within 2G it is a clear error naming
+    --size and --max-memory, not a MemoryError."""
     c, s = pics
     _refused(tmp_path, ["style", c, s, "-o", str(tmp_path / "o.png"), "-s", "8192", "--scales", "1", "-n", "1",
-                        "--no-progress"], "--size 8192: this run needs about")
+                        "--no-progress", "--max-memory", "2G"], "--size 8192: this run needs at least")
 
 
 def test_the_memory_model_is_close_to_the_measured_peaks():

@@ -96,3 +96,18 @@ def test_targets_made_tile_by_tile_equal_the_whole_images(rng):
             assert np.abs(a.target - b.target).max() <= 1e-12 * np.abs(a.target).max()
     (l1, g1, _), (l2, g2, _) = whole.evaluate(x), tiled.evaluate(x)
     assert abs(l1 - l2) <= 1e-10 * l1 and np.abs(g1 - g2).max() <= 1e-10 * np.abs(g1).max()
+
+
+def test_the_memory_plan_fits_its_budget_and_prefers_the_whole_image():
+    from vggnumpy import memory
+    halo = tiling.halo("vgg19", ["relu1_1", "relu4_2", "relu5_1"])
+    whole = memory.plan("vgg19", "relu5_1", (512, 512), 512 * 64 * 64, "lbfgs", 20, 4 << 30, halo)
+    assert whole.tile is None and whole.optimizer == "lbfgs" and whole.memory == 20
+    for side, budget in [(2048, 2 << 30), (4096, 20 << 30), (8192, 20 << 30)]:
+        p = memory.plan("vgg19", "relu5_1", (side, side), 512 * (side // 8) ** 2, "lbfgs", 20, budget, halo)
+        assert p.tile is not None and p.tile % 16 == 0 and p.peak <= budget and p.pixels_run <= 1.6, p
+    with pytest.raises(ValueError, match="tiles of 16 px"):
+        memory.plan("vgg19", "relu5_1", (192, 256), 512 * 24 * 32, "lbfgs", 20, 300 << 20, halo)
+    with pytest.raises(ValueError, match="needs at least"):
+        memory.plan("vgg19", "relu5_1", (256, 256), 512 * 32 * 32, "lbfgs", 20, 260 << 20, halo)
+    assert memory.parse_bytes("4G") == 4 << 30 and memory.parse_bytes("1500M") == 1500 << 20

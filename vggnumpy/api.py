@@ -1,4 +1,5 @@
 """The Python API: stylize() runs one job: inputs -> network -> schedule -> loss terms -> optimiser steps -> listeners."""
+import dataclasses
 import inspect
 import os
 import sys
@@ -162,21 +163,33 @@ def _network(w, o, xp):
     return net, cw, dict(zip(style_layers, (float(v) for v in lw))), min_side
 
 
-def check_memory(arch, net, cw, sw, o, shape, style_shapes, xp):
-    """Refuse, before the long work, a run that needs more memory than the machine has (a model: memory.py)."""
-    from . import memory
+def memory_plan(arch, net, cw, sw, o, shape, style_shapes, xp, log):
+    """How the run fits in --max-memory (default 80% of what is available): memory.Plan, logged; None on the GPU
+    or where the system does not say. Refuses, before the long work, a run that cannot fit at all."""
+    from . import memory, tiling
     have = memory.available()
-    if have is None or xp is not np:
-        return
-    deepest = archmod.layer_names(arch)[net._deepest(list(cw) + list(sw))]
-    need, net_b, opt_b = memory.estimate(arch, *shape, deepest, o.optimizer, o.lbfgs_memory)
-    style = max(memory.estimate(arch, *s, deepest, "adam", 0)[1] for s in style_shapes)
-    if max(need, style) > have:
-        gb = lambda b: f"{b / 2 ** 30:.1f} GB"
-        raise config.OptionError(
-            f"--size {o.size}: this run needs about {gb(max(need, style))} of memory (the network's features "
-            f"{gb(max(net_b, style))}, the optimiser's history {gb(opt_b)}) and {gb(have)} are available; lower "
-            f"--size or --style-scale, or use --optimizer lbfgs-device or a smaller --lbfgs-memory")
+    if xp is not np or (have is None and o.max_memory is None):
+        return None
+    budget = o.max_memory or int(0.8 * have)
+    layers = list(cw) + list(sw)
+    deepest = archmod.layer_names(arch)[net._deepest(layers)]
+    shapes = archmod.feature_shapes(arch, *shape)
+    content_elems = sum(int(np.prod(shapes[l])) for l in cw)
+    gb = lambda b: f"{b / 2 ** 30:.1f} GB"
+    try:
+        p = memory.plan(arch, deepest, max([shape] + style_shapes, key=lambda s: s[0] * s[1]), content_elems,
+                        o.optimizer, o.lbfgs_memory, budget, tiling.halo(arch, layers))
+    except ValueError as e:
+        raise config.OptionError(f"--size {o.size}: this run {e} within the memory budget of {gb(budget)} "
+                                 f"(--max-memory, default 80% of the {gb(have or 0)} available); raise --max-memory, "
+                                 f"or lower --size or --style-scale") from None
+    where = ("the whole image fits" if p.tile is None else
+             f"tiles of {p.tile} px with a {p.halo} px halo ({p.tiles} tiles at the full size; an evaluation runs "
+             f"{p.pixels_run:.2f}x the pixels, forward twice and backward once)")
+    history = f"history {p.memory}, " if p.optimizer != "adam" else ""
+    log(f"vggnumpy: memory budget {gb(budget)}: {where}; optimizer {p.optimizer} ({history}{gb(p.history)}); "
+        f"expected peak {gb(p.peak)}")
+    return p
 
 
 def _as_image(src, size, min_side, what):
@@ -245,14 +258,14 @@ def _start(scale, content, prev, init, init_image, rng):
     return np.clip(0.5 + 0.2 * rng.standard_normal((h, w, 3)), 0, 1).astype(np.float32)
 
 
-def _objective(net, o, scale, content, styles, cw, sw, xp, min_side):
+def _objective(net, o, scale, content, styles, cw, sw, xp, min_side, tile=None):
     """The loss at one scale: content and styles resized to it, targets computed once."""
     ch = images.resize(content, scale.side)
     st = [images.resize(s, max(min_side, round(max(s.shape[:2]) * scale.side / o.size))) for s in styles]
     chw = lambda a: xp.asarray(np.ascontiguousarray(a.transpose(2, 0, 1)), dtype=xp.float32)
     blend = o.style_blend_weights or [1.0] * len(styles)
     obj = Objective(net, chw(ch), [chw(s) for s in st], blend, cw, sw, o.content_weight, o.style_weight,
-                    o.tv_weight)
+                    o.tv_weight, tile)
     return obj, ch
 
 
@@ -300,7 +313,12 @@ def run(job, weights=None, log=None, on_step=None, stop=None):
                       UntrainedWeightsWarning, stacklevel=3)
     net, cw, sw, min_side = _network(w, o, xp)
     content, styles, init = read_inputs(job, o, min_side)
-    check_memory(w.arch, net, cw, sw, o, content.shape[:2], [s.shape[:2] for s in styles], xp)
+    mplan = memory_plan(w.arch, net, cw, sw, o, content.shape[:2], [s.shape[:2] for s in styles], xp, log)
+    if mplan is not None and (mplan.optimizer, mplan.memory) != (o.optimizer, o.lbfgs_memory):
+        log(f"vggnumpy: to fit the memory budget: --optimizer {mplan.optimizer} --lbfgs-memory {mplan.memory} "
+            f"(asked: {o.optimizer}, {o.lbfgs_memory})")
+        o = dataclasses.replace(o, optimizer=mplan.optimizer, lbfgs_memory=mplan.memory)
+    tile = mplan.tile if mplan is not None else None
     plan = sched.plan(o.size, o.scales, o.iterations, o.scale_iterations, o.init, content.shape[:2], min_side)
     H, W = content.shape[:2]
     log(f"vggnumpy: {w.arch} ({'pretrained' if w.trained else 'UNTRAINED'}: {w.description or w.source}), "
@@ -313,7 +331,7 @@ def run(job, weights=None, log=None, on_step=None, stop=None):
         listener.start(r)
     try:
         img, loss, parts, reason = _scales(r, o, plan, net, content, styles, init, cw, sw, xp, min_side, ls, best,
-                                           stop, done)
+                                           stop, done, tile)
     except BaseException:
         for listener in ls:
             if isinstance(listener, L.Progress):
@@ -332,12 +350,12 @@ def run(job, weights=None, log=None, on_step=None, stop=None):
     return res
 
 
-def _scales(r, o, plan, net, content, styles, init, cw, sw, xp, min_side, ls, best, stop, done):
+def _scales(r, o, plan, net, content, styles, init, cw, sw, xp, min_side, ls, best, stop, done, tile=None):
     """Every scale of the pyramid in turn: (final image (H, W, 3), its loss, its terms, the stop reason)."""
     rng = np.random.default_rng(o.seed)
     prev, loss, parts, reason = None, 0.0, {}, ""
     for k, scale in enumerate(plan):
-        obj, ch = _objective(net, o, scale, content, styles, cw, sw, xp, min_side)
+        obj, ch = _objective(net, o, scale, content, styles, cw, sw, xp, min_side, tile)
         done["obj"] = obj
         x0 = _start(scale, ch, prev, o.init, init, rng)
         r.scale_index, r.shape = k, (3,) + ch.shape[:2]

@@ -26,7 +26,7 @@ def _one(parse, what):
     return convert
 
 
-PARSERS = {"int": _one(int, "a whole number"), "float": _one(float, "a number"), "path": str,
+PARSERS = {"int": _one(int, "a whole number"), "float": _one(float, "a number"), "path": str, "bytes": str,
            "ints": _list(int, "whole numbers"), "floats": _list(float, "numbers"), "names": _list(str, "names")}
 
 
@@ -50,7 +50,8 @@ def add_style_options(p):
         m = f.metadata
         g = groups.get(m["group"]) or groups.setdefault(m["group"], p.add_argument_group(m["group"]))
         d = default_text(f)
-        kw = dict(dest=f.name, default=argparse.SUPPRESS, help=m["help"] + (f" (default {d})" if d else ""))
+        text = m["help"] + (f" (default {d})" if d else "")
+        kw = dict(dest=f.name, default=argparse.SUPPRESS, help=text.replace("%", "%%"))     # argparse formats help
         if m["kind"] == "flag":
             kw["action"] = "store_true"
         elif m["kind"] == "noflag":

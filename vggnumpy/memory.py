@@ -5,6 +5,8 @@ Calibrated on one VGG-19 evaluation to relu5_1 (benchmarks/README.md, bench_eval
 in place, so a conv and its ReLU share one array) plus BASE. scipy's L-BFGS-B keeps (2m + 5) float64 values per
 pixel and channel; the device L-BFGS 2m float32; Adam 3 float32.
 """
+from dataclasses import dataclass
+
 from . import arch as archmod
 
 FEATURE_SHARE = 0.57
@@ -46,3 +48,96 @@ def available():
     except OSError:
         return None
     return None
+
+
+UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_bytes(text):
+    """'4G', '1500M', '2.5G', '800000000' -> bytes (int); ValueError for anything else."""
+    t = str(text).strip().upper().removesuffix("IB").removesuffix("B") if str(text).strip() else ""
+    unit = t[-1:] if t[-1:] in UNITS and t[-1:] != "" and not t[-1:].isdigit() else ""
+    number = float(t[:-1] if unit else t)
+    if not number > 0 or number == float("inf"):
+        raise ValueError(text)
+    return int(number * UNITS[unit])
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a run fits in its budget: tile size (None: whole image), halo, tile count, optimiser, expected peak."""
+    tile: object
+    halo: int
+    tiles: int
+    optimizer: str
+    memory: int            # the L-BFGS history length
+    peak: int
+    history: int
+    pixels_run: float      # pixels a tiled evaluation runs through the network, per image pixel
+
+
+def whole_image_bytes(pixels, content_elems):
+    """Arrays kept at the whole image's size besides the optimiser: image, gradient, their copies, content target."""
+    return 3 * pixels * 4 * 4 + content_elems * 4
+
+
+def _crop(side, tile, halo):
+    return min(side, tile + 2 * halo)
+
+
+def _tile_pixels_run(h, w, tile, halo):
+    total = 0
+    for y in range(0, h, tile):
+        for x in range(0, w, tile):
+            total += (min(h, y + tile + halo) - max(0, y - halo)) * (min(w, x + tile + halo) - max(0, x - halo))
+    return total / (h * w)
+
+
+def _fit(arch, deepest, shape, fixed, history, budget, halo, align):
+    """(tile or None, peak, pixels run per pixel) of the largest tile that fits, or None when none does."""
+    h, w = shape
+    net = lambda ch, cw: int(FEATURE_SHARE * features_bytes(arch, ch, cw, deepest)) + BASE
+    if fixed + history + net(h, w) <= budget:
+        return None, fixed + history + net(h, w), 1.0
+    for k in range(max(h, w) // align, 0, -1):
+        t = k * align
+        peak = fixed + history + net(_crop(h, t, halo), _crop(w, t, halo))
+        if peak <= budget:
+            return t, peak, _tile_pixels_run(h, w, t, halo)
+    return None
+
+
+MAX_PIXELS_RUN = 1.6       # a plan that runs more pixels than this per image pixel tries a smaller history first
+MAX_TILED_COST = 4.0       # and none that runs more than this is taken: the budget is too small to be worth it
+
+
+def plan(arch, deepest, shape, content_elems, optimizer, memory, budget, halo_align):
+    """How a run fits in `budget` bytes: the largest tile (a multiple of the alignment; None when the whole image
+    fits) beside the optimiser's history and the whole-image arrays. When the history leaves only small tiles, a
+    shorter L-BFGS memory (10, 5), then the device L-BFGS's float32 history, then Adam's, are tried; the first plan
+    running at most MAX_PIXELS_RUN pixels per pixel wins, else the one running fewest. ValueError: nothing fits."""
+    h, w = shape
+    halo, align = halo_align
+    fixed = whole_image_bytes(h * w, content_elems)
+    opts = [optimizer] + [o for o in ("lbfgs-device", "adam") if o != optimizer and optimizer != "adam"]
+    tried = []
+    for opt in opts:
+        for m in ([memory] + [v for v in (10, 5) if v < memory] if opt != "adam" else [memory]):
+            history = optimiser_bytes(opt, h * w, m)
+            fit = _fit(arch, deepest, shape, fixed, history, budget, halo, align)
+            if fit is None:
+                continue
+            tile, peak, run = fit
+            p = Plan(tile, halo, -(-h // tile) * -(-w // tile) if tile else 1, opt, m, peak, history, run)
+            if run <= MAX_PIXELS_RUN:
+                return p
+            tried.append(p)
+    best = min(tried, key=lambda p: p.pixels_run) if tried else None
+    if best is not None and best.pixels_run <= MAX_TILED_COST:
+        return best
+    if best is not None:
+        raise ValueError(f"fits only in tiles of {best.tile} px, which would run the network over "
+                         f"{best.pixels_run:.0f}x the pixels")
+    least = fixed + optimiser_bytes("adam", h * w, memory) + int(FEATURE_SHARE * features_bytes(
+        arch, _crop(h, align, halo), _crop(w, align, halo), deepest)) + BASE
+    raise ValueError(f"needs at least {least / 2 ** 30:.2f} GB even in the smallest tiles")
