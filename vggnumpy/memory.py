@@ -31,9 +31,14 @@ def optimiser_bytes(optimizer, pixels, memory):
     return 6 * n * 4
 
 
+def network_bytes(arch, height, width, deepest):
+    """Peak bytes of one evaluation (forward to `deepest` and backward) of a height x width image or crop."""
+    return int(FEATURE_SHARE * features_bytes(arch, height, width, deepest)) + BASE
+
+
 def estimate(arch, height, width, deepest, optimizer, memory):
-    """(total, network, optimiser) bytes of one run at its largest scale."""
-    net = int(FEATURE_SHARE * features_bytes(arch, height, width, deepest)) + BASE
+    """(total, network, optimiser) bytes of one untiled run at its largest scale."""
+    net = network_bytes(arch, height, width, deepest)
     opt = optimiser_bytes(optimizer, height * width, memory)
     return net + opt, net, opt
 
@@ -96,7 +101,7 @@ def _tile_pixels_run(h, w, tile, halo):
 def _fit(arch, deepest, shape, fixed, history, budget, halo, align):
     """(tile or None, peak, pixels run per pixel) of the largest tile that fits, or None when none does."""
     h, w = shape
-    net = lambda ch, cw: int(FEATURE_SHARE * features_bytes(arch, ch, cw, deepest)) + BASE
+    net = lambda ch, cw: network_bytes(arch, ch, cw, deepest)
     if fixed + history + net(h, w) <= budget:
         return None, fixed + history + net(h, w), 1.0
     for k in range(max(h, w) // align, 0, -1):
@@ -138,6 +143,6 @@ def plan(arch, deepest, shape, content_elems, optimizer, memory, budget, halo_al
     if best is not None:
         raise ValueError(f"fits only in tiles of {best.tile} px, which would run the network over "
                          f"{best.pixels_run:.0f}x the pixels")
-    least = fixed + optimiser_bytes("adam", h * w, memory) + int(FEATURE_SHARE * features_bytes(
-        arch, _crop(h, align, halo), _crop(w, align, halo), deepest)) + BASE
+    least = (fixed + optimiser_bytes("adam", h * w, memory)
+             + network_bytes(arch, _crop(h, align, halo), _crop(w, align, halo), deepest))
     raise ValueError(f"needs at least {least / 2 ** 30:.2f} GB even in the smallest tiles")
