@@ -88,36 +88,44 @@ def flops_per_eval(size):
 # ---------------------------------------------------------------- PyTorch: the same objective, same weights
 
 def torch_objective(obj, threads=2):
-    """A function img (3, H, W) numpy -> (loss, grad numpy) computing obj's loss with torch.nn modules."""
+    """A function img (3, H, W) numpy -> (loss, grad numpy) computing obj's loss terms with torch.nn modules.
+
+    Reads the objective's terms (content, Gram without masks, TV), their weights, targets and energies."""
     import torch
+    from vggnumpy import terms
     torch.set_num_threads(threads)
     net, weights = obj.net, obj.net.weights
     from torchvgg import trunk
-    names, mods = trunk(weights, max(obj.layers, key=archmod.layer_names(weights.arch).index), net.pooling)
+    layers = [t.layer for t in obj.terms if t.layer != terms.PIXELS]
+    names, mods = trunk(weights, max(layers, key=archmod.layer_names(weights.arch).index), net.pooling)
     order = [0, 1, 2] if weights.channel_order == "RGB" else [2, 1, 0]
     mean = torch.tensor(weights.mean, dtype=torch.float32).reshape(3, 1, 1) / weights.pixel_scale
     gain = torch.tensor([weights.pixel_scale / s for s in weights.std], dtype=torch.float32).reshape(3, 1, 1)
-    ctarget = {n: torch.from_numpy(t) for n, t in obj.content_targets.items()}
-    starget = {n: torch.from_numpy(t) for n, t in obj.style_targets.items()}
+    by_layer = {}
+    for t in obj.terms:
+        if getattr(t, "mask", None) is not None:
+            raise ValueError("torch_objective: masked Gram terms are not written here")
+        by_layer.setdefault(t.layer, []).append((t, torch.from_numpy(t.target) if hasattr(t, "target") else None))
+
+    def term_loss(t, target, h):
+        if isinstance(t, terms.ContentTerm):
+            return t.weight * t.scale * ((h - target) ** 2).sum()
+        _, c, hh, ww = h.shape
+        f = h.reshape(c, hh * ww)
+        g = (f @ f.t() / (hh * ww))[None]
+        return t.weight * t.scale * ((g - target) ** 2).sum()
 
     def loss_of(img):
         h = ((img[order] - mean) * gain)[None]
         total = 0.0
         for name, m in zip(names, mods):
             h = m(h)
-            if name in ctarget:
-                p = ctarget[name]
-                total = total + obj.content_weight * obj.content_layers[name] * ((h - p) ** 2).sum() / (p * p).sum()
-            if name in starget:
-                a = starget[name]
-                _, c, hh, ww = h.shape
-                f = h.reshape(c, hh * ww)
-                g = (f @ f.t() / (hh * ww))[None]
-                total = total + obj.style_weight * obj.style_layers[name] * ((g - a) ** 2).sum() / (a * a).sum()
-        if obj.tv_weight:
+            for t, target in by_layer.get(name, []):
+                total = total + term_loss(t, target, h)
+        for t, _ in by_layer.get(terms.PIXELS, []):
             dh = img[:, 1:, :] - img[:, :-1, :]
             dw = img[:, :, 1:] - img[:, :, :-1]
-            total = total + obj.tv_weight * ((dh * dh).sum() + (dw * dw).sum()) / img.numel()
+            total = total + t.weight * ((dh * dh).sum() + (dw * dw).sum()) / img.numel()
         return total
 
     def evaluate(img):

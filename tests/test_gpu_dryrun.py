@@ -5,6 +5,7 @@ It catches what the GPU tests would catch without needing a GPU: a kernel that d
 a wrong argument type or a non-contiguous array passed to a raw kernel, a host/device mix-up (np.asarray of a
 device array, NumPy and device arrays in one expression), a device array leaking out of stylize.
 """
+import dataclasses
 import sys
 
 import numpy as np
@@ -224,6 +225,44 @@ def test_objective_loss_and_gradient_match_numpy(cp, gk, vgg19, rng):
     assert abs(lg - loss) < 1e-5 * loss
     assert parts.keys() == pg.keys() and all(abs(pg[k] - parts[k]) < 1e-5 * loss for k in parts)
     assert rel(gg.get(), g) < 1e-4
+
+
+def test_tiled_objective_on_the_gpu_path_matches_the_cpu(cp, gk, vgg19, rng):
+    """Exact tiling (tiling.py) on device arrays: 6 tiles of 32 px with the 80 px halo at 72x56 px, against the
+    NumPy objective evaluated whole and in the same tiles (float32: to rounding)."""
+    content = rng.uniform(0, 1, (3, 56, 72)).astype(np.float32)
+    style = rng.uniform(0, 1, (3, 40, 40)).astype(np.float32)
+    img = np.clip(content + 0.1 * rng.standard_normal(content.shape), 0, 1).astype(np.float32)
+    args = ([1.0], {"relu4_2": 1.0}, {n: 0.25 for n in ("relu1_1", "relu3_1", "relu5_1")}, 1.0, 5.0, 0.5)
+    whole = Objective(Network(vgg19, "avg"), content, [style], *args)
+    tiled_np = Objective(Network(vgg19, "avg"), content, [style], *args, tile=32)
+    tiled = Objective(Network(vgg19, "avg", kernels=gk.KERNELS), cp.asarray(content), [cp.asarray(style)], *args,
+                      tile=32)
+    assert len(tiled.tiles) == len(tiled_np.tiles) == 6
+    loss, g, _ = whole.evaluate(img.copy())
+    ln, gn, _ = tiled_np.evaluate(img.copy())
+    lg, gg, _ = tiled.evaluate(cp.asarray(img))
+    assert isinstance(gg, cp.ndarray) and gg.shape == img.shape
+    assert abs(lg - loss) < 1e-5 * loss and abs(ln - loss) < 1e-5 * loss
+    assert rel(gg.get(), g) < 1e-4 and rel(gg.get(), gn) < 1e-4
+
+
+def test_the_memory_plan_on_the_gpu_reads_the_device_and_keeps_scipy_history_on_the_host(cp, vgg19, monkeypatch):
+    """The budget is 80% of the device's free memory; scipy's L-BFGS history is not counted against it, so a
+    2048 px run on a 3 GiB device is tiled with scipy's history kept, where the host budget would shorten it."""
+    from vggnumpy import api, arch as archmod, config
+    monkeypatch.setattr(cp.cuda.Device, "mem_info", property(lambda self: (3 << 30, 16 << 30)))
+    o = config.make(size=2048).resolved(True)
+    net = Network(vgg19, "avg")
+    cw, sw = archmod.DEFAULT_LAYERS["vgg19"]["content"], archmod.DEFAULT_LAYERS["vgg19"]["style"]
+    cw, sw = {n: 1.0 for n in cw}, {n: 1.0 for n in sw}
+    logs = []
+    p = api.memory_plan("vgg19", net, cw, sw, o, (2048, 2048), [(512, 512)], cp, logs.append)
+    assert p.tile is not None and p.optimizer == "lbfgs" and p.memory == o.lbfgs_memory, p
+    assert p.peak <= int(0.8 * (3 << 30)) and "(GPU)" in logs[0]
+    host = api.memory_plan("vgg19", net, cw, sw, dataclasses.replace(o, max_memory=int(0.8 * (3 << 30))),
+                           (2048, 2048), [(512, 512)], np, lambda m: None)
+    assert (host.optimizer, host.memory) != ("lbfgs", o.lbfgs_memory)
 
 
 # ---------------------------------------------------------------- stylize end to end: device gpu against cpu

@@ -164,13 +164,15 @@ def _network(w, o, xp):
 
 
 def memory_plan(arch, net, cw, sw, o, shape, style_shapes, xp, log):
-    """How the run fits in --max-memory (default 80% of what is available): memory.Plan, logged; None on the GPU
-    or where the system does not say. Refuses, before the long work, a run that cannot fit at all."""
+    """How the run fits in --max-memory (default 80% of what is available: the host's memory, or the GPU's):
+    memory.Plan, logged; None where the system does not say. Refuses, before the long work, a run that cannot fit
+    at all. On the GPU scipy's L-BFGS history stays on the host and is not counted against the device."""
     from . import memory, tiling
-    have = memory.available()
-    if xp is not np or (have is None and o.max_memory is None):
+    have = memory.available(xp)
+    if have is None and o.max_memory is None:
         return None
     budget = o.max_memory or int(0.8 * have)
+    what = "the GPU's memory" if xp is not np else "the memory"
     layers = list(cw) + list(sw)
     deepest = archmod.layer_names(arch)[net._deepest(layers)]
     shapes = archmod.feature_shapes(arch, *shape)
@@ -178,16 +180,16 @@ def memory_plan(arch, net, cw, sw, o, shape, style_shapes, xp, log):
     gb = lambda b: f"{b / 2 ** 30:.1f} GB"
     try:
         p = memory.plan(arch, deepest, max([shape] + style_shapes, key=lambda s: s[0] * s[1]), content_elems,
-                        o.optimizer, o.lbfgs_memory, budget, tiling.halo(arch, layers))
+                        o.optimizer, o.lbfgs_memory, budget, tiling.halo(arch, layers), host_lbfgs=xp is not np)
     except ValueError as e:
         raise config.OptionError(f"--size {o.size}: this run {e} within the memory budget of {gb(budget)} "
-                                 f"(--max-memory, default 80% of the {gb(have or 0)} available); raise --max-memory, "
-                                 f"or lower --size or --style-scale") from None
+                                 f"(--max-memory, default 80% of {what} available, {gb(have or 0)}); raise "
+                                 f"--max-memory, or lower --size or --style-scale") from None
     where = ("the whole image fits" if p.tile is None else
              f"tiles of {p.tile} px with a {p.halo} px halo ({p.tiles} tiles at the full size; an evaluation runs "
              f"{p.pixels_run:.2f}x the pixels, forward twice and backward once)")
     history = f"history {p.memory}, " if p.optimizer != "adam" else ""
-    log(f"vggnumpy: memory budget {gb(budget)}: {where}; optimizer {p.optimizer} ({history}{gb(p.history)}); "
+    log(f"vggnumpy: memory budget {gb(budget)}{' (GPU)' if xp is not np else ''}: {where}; optimizer {p.optimizer} ({history}{gb(p.history)}); "
         f"expected peak {gb(p.peak)}")
     return p
 

@@ -105,7 +105,7 @@ class Options:
                        "through pip), else an UNTRAINED VGG-19")
     max_memory: str = opt(None, ["--max-memory"], "memory to stay within, e.g. 4G or 1500M: larger images are "
                           "evaluated tile by tile, exactly, and a shorter or float32 L-BFGS history is taken when "
-                          "needed", "network", "bytes", shown="80% of the memory available")
+                          "needed", "network", "bytes", shown="80% of the memory available; on the GPU, of its memory")
     arch: str = opt("vgg19", ["--arch"], "network when --weights is not given", "network",
                     choices=("vgg19", "vgg16", "nin"))
     device: str = opt("auto", ["--device"], "where to compute (auto: the GPU when CuPy finds one)", "network",

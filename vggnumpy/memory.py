@@ -43,8 +43,13 @@ def estimate(arch, height, width, deepest, optimizer, memory):
     return net + opt, net, opt
 
 
-def available():
-    """Bytes of memory available to a new process (MemAvailable), or None where the system does not say."""
+def available(xp=None):
+    """Bytes of memory available to a new allocation: on the GPU (xp is CuPy) the device's free memory plus what
+    CuPy's pool holds unused; else MemAvailable of the host. None where the system does not say."""
+    if xp is not None and getattr(xp, "cuda", None) is not None:
+        free = xp.cuda.Device().mem_info[0]
+        pool = xp.get_default_memory_pool()
+        return int(free + pool.total_bytes() - pool.used_bytes())
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -116,11 +121,12 @@ MAX_PIXELS_RUN = 1.6       # a plan that runs more pixels than this per image pi
 MAX_TILED_COST = 4.0       # and none that runs more than this is taken: the budget is too small to be worth it
 
 
-def plan(arch, deepest, shape, content_elems, optimizer, memory, budget, halo_align):
+def plan(arch, deepest, shape, content_elems, optimizer, memory, budget, halo_align, host_lbfgs=False):
     """How a run fits in `budget` bytes: the largest tile (a multiple of the alignment; None when the whole image
     fits) beside the optimiser's history and the whole-image arrays. When the history leaves only small tiles, a
     shorter L-BFGS memory (10, 5), then the device L-BFGS's float32 history, then Adam's, are tried; the first plan
-    running at most MAX_PIXELS_RUN pixels per pixel wins, else the one running fewest. ValueError: nothing fits."""
+    running at most MAX_PIXELS_RUN pixels per pixel wins, else the one running fewest. ValueError: nothing fits.
+    host_lbfgs: the budget is a GPU's, and scipy's L-BFGS history lives on the host, outside it."""
     h, w = shape
     halo, align = halo_align
     fixed = whole_image_bytes(h * w, content_elems)
@@ -129,6 +135,8 @@ def plan(arch, deepest, shape, content_elems, optimizer, memory, budget, halo_al
     for opt in opts:
         for m in ([memory] + [v for v in (10, 5) if v < memory] if opt != "adam" else [memory]):
             history = optimiser_bytes(opt, h * w, m)
+            if host_lbfgs and opt == "lbfgs":
+                history = 0
             fit = _fit(arch, deepest, shape, fixed, history, budget, halo, align)
             if fit is None:
                 continue
