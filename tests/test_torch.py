@@ -50,3 +50,19 @@ def test_relu5_1_features_and_input_gradient_match_pytorch(pooling, path, rng):
     (ty64 * torch.from_numpy(r64)).sum().backward()
     assert rel(feats64["relu5_1"], ty64.detach().numpy()) < 1e-10
     assert rel(dx64, tx64.grad.numpy()) < 1e-10
+
+
+def test_the_benchmarks_pytorch_objective_matches_ours(rng):
+    """benchmarks/common.torch_objective (the PyTorch peer every benchmark times) computes our objective's loss and
+    gradient from its terms: content, blended Gram styles, TV; float32, relative 1e-4."""
+    import common
+    from vggnumpy.objective import Objective
+    w = random_weights("vgg19", seed=0)
+    content, s1, s2 = (rng.uniform(0, 1, (3, 48, 40)).astype(np.float32) for _ in range(3))
+    obj = Objective(Network(w, "avg"), content, [s1, s2], [0.3, 0.7], {"relu4_2": 1.0},
+                    {"relu1_1": 0.5, "relu3_1": 0.25, "relu5_1": 0.25}, 1.0, 5.0, 0.5)
+    x = np.clip(content + 0.1 * rng.standard_normal(content.shape), 0, 1).astype(np.float32)
+    loss, grad, _ = obj.evaluate(x.copy())
+    tl, tg = common.torch_objective(obj, threads=2)(x)
+    assert abs(tl - loss) <= 1e-4 * loss
+    assert float(np.abs(tg - grad).max() / np.abs(grad).max()) <= 1e-4
