@@ -116,7 +116,8 @@ def plan_tile(size, spec, limit):
     shapes = archmod.feature_shapes("vgg19", size, size)
     content = sum(c * h * w for l, (c, h, w) in shapes.items() if l in common.LAYERS["content"])
     try:
-        p = memory.plan("vgg19", "relu5_1", (size, size), content, "lbfgs", 20, budget, tiling.halo("vgg19", layers))
+        p = memory.plan("vgg19", "relu5_1", (size, size), content, "lbfgs", 20, budget, tiling.halo("vgg19", layers),
+                        layers=layers)
     except ValueError:
         return None, f"budget {budget / 2 ** 30:.1f}G: refused"
     return p.tile or 0, f"budget {budget / 2 ** 30:.1f}G"
@@ -126,11 +127,12 @@ def predicted_mb(size, tile):
     """The memory model's peak of one evaluation (network on the largest crop, whole-image arrays), MiB."""
     from vggnumpy import memory, tiling
     import common
-    halo = tiling.halo("vgg19", common.LAYERS["content"] + common.LAYERS["style"])[0]
+    layers = common.LAYERS["content"] + common.LAYERS["style"]
+    halo = tiling.halo("vgg19", layers)[0]
     side = min(size, tile + 2 * halo) if tile else size
-    content = 512 * (size // 8) ** 2
-    return (memory.network_bytes("vgg19", side, side, "relu5_1")
-            + memory.whole_image_bytes(size * size, content)) / 2 ** 20
+    extra = memory.tile_extra_bytes("vgg19", side, side, layers) if side < size else 0
+    return (memory.network_bytes("vgg19", side, side, "relu5_1") + extra
+            + memory.whole_image_bytes(size * size, 512 * (size // 8) ** 2)) / 2 ** 20
 
 
 def _rows(a, limit, have_torch):

@@ -1,9 +1,13 @@
 """Exact tiled evaluation: tile by tile, the objective's value and gradient equal the untiled ones."""
 import dataclasses
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from conftest import shared_image
 from vggnumpy import arch as archmod, tiling
 from vggnumpy.network import Network
 from vggnumpy.objective import Objective
@@ -111,3 +115,30 @@ def test_the_memory_plan_fits_its_budget_and_prefers_the_whole_image():
     with pytest.raises(ValueError, match="needs at least"):
         memory.plan("vgg19", "relu5_1", (256, 256), 512 * 32 * 32, "lbfgs", 20, 260 << 20, halo)
     assert memory.parse_bytes("4G") == 4 << 30 and memory.parse_bytes("1500M") == 1500 << 20
+
+
+PEAK_SCRIPT = """
+import sys
+from vggnumpy.cli import main
+code = main(sys.argv[1:])
+with open('/proc/self/status') as f:
+    peak = [line for line in f if line.startswith('VmHWM:')][0].split()[1]
+print(f'peak {int(peak) * 1024}', file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads VmHWM from /proc")
+def test_a_run_stays_within_a_tiny_budget(tmp_path):
+    """640x480 px with --max-memory 700M: the whole image would need about 1.1 GiB (VmHWM of the same run with
+    4G), so the plan tiles it; the process's own peak resident memory, libraries and weights included, stays
+    within the budget and the image is written."""
+    out = tmp_path / "o.png"
+    p = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, "style", shared_image("content", "golden_gate.jpg"),
+                        shared_image("style", "starry_night.jpg"), "-o", str(out), "-s", "640", "--scales", "1",
+                        "-n", "1", "--no-progress", "--max-memory", "700M"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "tiles of" in p.stderr and out.exists()
+    peak = int(p.stderr.split("peak ")[-1].split()[0])
+    assert peak <= 700 << 20, f"peak {peak / 2 ** 20:.0f} MiB"

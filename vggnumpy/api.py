@@ -178,9 +178,11 @@ def memory_plan(arch, net, cw, sw, o, shape, style_shapes, xp, log):
     shapes = archmod.feature_shapes(arch, *shape)
     content_elems = sum(int(np.prod(shapes[l])) for l in cw)
     gb = lambda b: f"{b / 2 ** 30:.1f} GB"
+    held = max(0, memory.resident() - memory.CALIBRATION_RESIDENT) if xp is np else 0
     try:
         p = memory.plan(arch, deepest, max([shape] + style_shapes, key=lambda s: s[0] * s[1]), content_elems,
-                        o.optimizer, o.lbfgs_memory, budget, tiling.halo(arch, layers), host_lbfgs=xp is not np)
+                        o.optimizer, o.lbfgs_memory, budget, tiling.halo(arch, layers), host_lbfgs=xp is not np,
+                        layers=layers, held=held)
     except ValueError as e:
         raise config.OptionError(f"--size {o.size}: this run {e} within the memory budget of {gb(budget)} "
                                  f"(--max-memory, default 80% of {what} available, {gb(have or 0)}); raise "
