@@ -116,8 +116,7 @@ def plan_tile(size, spec, limit):
     shapes = archmod.feature_shapes("vgg19", size, size)
     content = sum(c * h * w for l, (c, h, w) in shapes.items() if l in common.LAYERS["content"])
     try:
-        p = memory.plan("vgg19", "relu5_1", (size, size), content, "lbfgs", 20, budget, tiling.halo("vgg19", layers),
-                        layers=layers)
+        p = memory.plan("vgg19", "relu5_1", (size, size), content, "lbfgs", 20, budget, tiling.halo("vgg19", layers))
     except ValueError:
         return None, f"budget {budget / 2 ** 30:.1f}G: refused"
     return p.tile or 0, f"budget {budget / 2 ** 30:.1f}G"
@@ -130,8 +129,7 @@ def predicted_mb(size, tile):
     layers = common.LAYERS["content"] + common.LAYERS["style"]
     halo = tiling.halo("vgg19", layers)[0]
     side = min(size, tile + 2 * halo) if tile else size
-    extra = memory.tile_extra_bytes("vgg19", side, side, layers) if side < size else 0
-    return (memory.network_bytes("vgg19", side, side, "relu5_1") + extra
+    return (memory.network_bytes("vgg19", side, side, "relu5_1")
             + memory.whole_image_bytes(size * size, 512 * (size // 8) ** 2)) / 2 ** 20
 
 

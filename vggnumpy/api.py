@@ -182,7 +182,7 @@ def memory_plan(arch, net, cw, sw, o, shape, style_shapes, xp, log):
     try:
         p = memory.plan(arch, deepest, max([shape] + style_shapes, key=lambda s: s[0] * s[1]), content_elems,
                         o.optimizer, o.lbfgs_memory, budget, tiling.halo(arch, layers), host_lbfgs=xp is not np,
-                        layers=layers, held=held)
+                        held=held)
     except ValueError as e:
         raise config.OptionError(f"--size {o.size}: this run {e} within the memory budget of {gb(budget)} "
                                  f"(--max-memory, default 80% of {what} available, {gb(have or 0)}); raise "

@@ -116,18 +116,10 @@ def _tile_pixels_run(h, w, tile, halo):
     return total / (h * w)
 
 
-def tile_extra_bytes(arch, height, width, layers):
-    """What a tiled evaluation of a height x width crop keeps beyond an untiled one: the core units of the largest
-    term layer copied out for its statistics, and that layer's gradient on the core beside the crop-sized one."""
-    shapes = archmod.feature_shapes(arch, height, width)
-    return 2 * 4 * max(c * h * w for l, (c, h, w) in shapes.items() if l in layers)
-
-
-def _fit(arch, deepest, shape, fixed, history, budget, halo, align, layers):
+def _fit(arch, deepest, shape, fixed, history, budget, halo, align):
     """(tile or None, peak, pixels run per pixel) of the largest tile that fits, or None when none does."""
     h, w = shape
-    net = lambda ch, cw: (network_bytes(arch, ch, cw, deepest)
-                          + (tile_extra_bytes(arch, ch, cw, layers) if (ch, cw) != (h, w) else 0))
+    net = lambda ch, cw: network_bytes(arch, ch, cw, deepest)
     if fixed + history + net(h, w) <= budget:
         return None, fixed + history + net(h, w), 1.0
     for k in range(max(h, w) // align, 0, -1):
@@ -142,15 +134,15 @@ MAX_PIXELS_RUN = 1.6       # a plan that runs more pixels than this per image pi
 MAX_TILED_COST = 4.0       # and none that runs more than this is taken: the budget is too small to be worth it
 
 
-def plan(arch, deepest, shape, content_elems, optimizer, memory, budget, halo_align, host_lbfgs=False,
-         layers=None, held=0):
+def plan(arch, deepest, shape, content_elems, optimizer, memory, budget, halo_align, host_lbfgs=False, held=0):
     """How a run fits in `budget` bytes: the largest tile (a multiple of the alignment; None when the whole image
     fits) beside the optimiser's history and the whole-image arrays. When the history leaves only small tiles, a
     shorter L-BFGS memory (10, 5), then the device L-BFGS's float32 history, then Adam's, are tried; the first plan
     running at most MAX_PIXELS_RUN pixels per pixel wins, else the one running fewest. ValueError: nothing fits.
-    host_lbfgs: the budget is a GPU's, and scipy's L-BFGS history lives on the host, outside it. layers: the
-    terms' layers (default: `deepest` alone), for tile_extra_bytes. held: bytes the process already holds beyond
-    what the calibration's BASE covers (libraries, the input images, larger weights)."""
+    host_lbfgs: the budget is a GPU's, and scipy's L-BFGS history lives on the host, outside it. held: bytes the
+    process already holds beyond what the calibration's BASE covers (libraries, the input images, larger weights).
+    A tile costs what an untiled evaluation of its crop costs (tiling.py frees each tile's features before its
+    backward and reads the cores' statistics in bands of rows)."""
     h, w = shape
     halo, align = halo_align
     fixed = whole_image_bytes(h * w, content_elems) + held
@@ -161,7 +153,7 @@ def plan(arch, deepest, shape, content_elems, optimizer, memory, budget, halo_al
             history = optimiser_bytes(opt, h * w, m)
             if host_lbfgs and opt == "lbfgs":
                 history = 0
-            fit = _fit(arch, deepest, shape, fixed, history, budget, halo, align, layers or [deepest])
+            fit = _fit(arch, deepest, shape, fixed, history, budget, halo, align)
             if fit is None:
                 continue
             tile, peak, run = fit
@@ -176,6 +168,5 @@ def plan(arch, deepest, shape, content_elems, optimizer, memory, budget, halo_al
         raise ValueError(f"fits only in tiles of {best.tile} px, which would run the network over "
                          f"{best.pixels_run:.0f}x the pixels")
     least = (fixed + optimiser_bytes("adam", h * w, memory)
-             + network_bytes(arch, _crop(h, align, halo), _crop(w, align, halo), deepest)
-             + tile_extra_bytes(arch, _crop(h, align, halo), _crop(w, align, halo), layers or [deepest]))
+             + network_bytes(arch, _crop(h, align, halo), _crop(w, align, halo), deepest))
     raise ValueError(f"needs at least {least / 2 ** 30:.2f} GB even in the smallest tiles")

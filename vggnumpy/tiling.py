@@ -12,6 +12,9 @@ multiples of the deepest layer's stride, so each crop's grids line up with the w
   per position against the target's slice), zero to the halo's, backward, and add the crop's input gradient.
 
 Total variation reads pixels only and is evaluated on the whole image. Pass A is skipped without Gram terms.
+Pass B runs the tiles in reverse, starting with the tile pass A ran last, whose forward it reuses. One tile's
+forward is held at a time, and its features are freed before its backward: a tile costs the memory an untiled
+evaluation of its crop costs.
 """
 from dataclasses import dataclass
 
@@ -83,53 +86,105 @@ def _forward(obj, img, tile, layers):
     return feats, ncache, pcache
 
 
-def _pass_a(obj, img, tiles, grams, strides):
-    """Sum of each Gram term's statistics over the tiles' cores: {term index: (S, n)}."""
-    total = {}
-    for tile in tiles:
-        feats = _forward(obj, img, tile, list(dict.fromkeys(obj.terms[i].layer for i in grams)))[0]
-        for i in grams:
-            t = obj.terms[i]
-            f = feats[t.layer]
-            ys, xs = _units(tile, strides[t.layer], f.shape)
-            s, n = t.stats(f[:, :, ys, xs])
-            total[i] = (s, n) if i not in total else (total[i][0] + s, total[i][1] + n)
+def _tile_stats(obj, img, tile, grams, strides, layers, keep):
+    """One tile of pass A: {term index: (S, n)} of its core units, and its forward when `keep` (else None)."""
+    fwd = _forward(obj, img, tile, layers)
+    out = {}
+    for i in grams:
+        t = obj.terms[i]
+        f = fwd[0][t.layer]
+        out[i] = _core_stats(t, f, *_units(tile, strides[t.layer], f.shape))
+    return out, (fwd if keep else None)
+
+
+ROWS_ELEMS = 1 << 20          # the core is read in bands of rows of about this many elements
+
+
+def _core_stats(term, f, ys, xs):
+    """term.stats of the core units f[:, :, ys, xs], a band of rows at a time: the statistics are sums over
+    positions, and the core of a crop is not contiguous, so this never copies a whole layer."""
+    c, width = f.shape[1], xs.stop - xs.start
+    step = max(1, ROWS_ELEMS // max(1, c * width))
+    total = None
+    for y in range(ys.start, ys.stop, step):
+        s, n = term.stats(f[:, :, y:min(y + step, ys.stop), xs])
+        total = (s, n) if total is None else (total[0] + s, total[1] + n)
     return total
 
 
+def _pass_a(obj, img, tiles, grams, strides, layers):
+    """Sum of each Gram term's statistics over the tiles' cores: ({term index: (S, n)}, the last tile's forward).
+
+    The last tile's forward (its features and caches) is handed to pass B, which starts with that tile."""
+    total, last = {}, None
+    for k, tile in enumerate(tiles):
+        stats, last = _tile_stats(obj, img, tile, grams, strides, layers, keep=k == len(tiles) - 1)
+        for i, (s, n) in stats.items():
+            total[i] = (s, n) if i not in total else (total[i][0] + s, total[i][1] + n)
+    return total, last
+
+
+def _tile_grad(obj, img, tile, kept, layers, net_terms, grams, strides, dstats, parts, with_grad):
+    """One tile of pass B: adds its per-position terms' values to `parts`; its crop's input gradient (3, h, w).
+
+    kept: a list holding pass A's forward of this tile, or empty; it is emptied, so that the features (which the
+    backward does not need: a fused conv + ReLU caches only its mask) are freed before the backward, as the
+    untiled objective frees them."""
+    feats, ncache, pcache = kept.pop() if kept else _forward(obj, img, tile, layers)
+    xp = xp_of(img)
+    grads = {}
+    for i in net_terms:
+        t, f = obj.terms[i], feats[obj.terms[i].layer]
+        ys, xs = _units(tile, strides[t.layer], f.shape)
+        core = f[:, :, ys, xs]
+        if i in grams:                  # per position from the global dG: on the whole crop, the halo then zeroed
+            g = _zero_outside(t.feature_grad(dstats[i], f), ys, xs) if with_grad else None
+        else:                           # per position against the target's slice: this tile's share of the loss
+            gy, gx = _global_units(tile, strides[t.layer], f.shape)
+            value, d = t.crop((slice(None), slice(None), gy, gx)).loss(core)
+            parts[i] = parts.get(i, 0.0) + value
+            if with_grad:
+                g = xp.zeros_like(f)
+                g[:, :, ys, xs] = t.feature_grad(d, core)
+        if with_grad:
+            grads[t.layer] = g if t.layer not in grads else grads[t.layer] + g
+    del feats, f, core
+    return preprocess_backward(obj.net.backward(grads, ncache), pcache) if with_grad else None
+
+
+def _zero_outside(g, ys, xs):
+    """g (N, C, h, w) with every unit outside the core slices set to 0, in place."""
+    g[:, :, :ys.start] = 0
+    g[:, :, ys.stop:] = 0
+    g[:, :, :, :xs.start] = 0
+    g[:, :, :, xs.stop:] = 0
+    return g
+
+
 def evaluate(obj, img, tiles, with_grad=True):
-    """objective.Objective.evaluate, tile by tile: (loss, dimg (3, H, W) or None, parts)."""
+    """objective.Objective.evaluate, tile by tile: (loss, dimg (3, H, W) or None, parts).
+
+    Each tile's forward lives only inside _tile_stats or _tile_grad, so at most one tile's caches are held."""
     xp = xp_of(img)
     arch = obj.net.arch
     net_terms = [i for i, t in enumerate(obj.terms) if t.layer != terms.PIXELS]
     grams = [i for i in net_terms if isinstance(obj.terms[i], terms.GramTerm)]
     strides = {obj.terms[i].layer: receptive(arch, obj.terms[i].layer)[0] for i in net_terms}
-    obj.evaluations += 1
-    parts, dstats = {}, {}
-    for i, (s, n) in _pass_a(obj, img, tiles, grams, strides).items() if grams else ():
-        parts[i], dstats[i] = obj.terms[i].loss((s, n))
-    dimg = xp.zeros_like(img) if with_grad else None
     layers = list(dict.fromkeys(obj.terms[i].layer for i in net_terms))
-    for tile in tiles if net_terms else ():
-        feats, ncache, pcache = _forward(obj, img, tile, layers)
-        grads = {}
-        for i in net_terms:
-            t, f = obj.terms[i], feats[obj.terms[i].layer]
-            ys, xs = _units(tile, strides[t.layer], f.shape)
-            core = f[:, :, ys, xs]
-            if i not in grams:                               # per position: this tile's share of the loss
-                gy, gx = _global_units(tile, strides[t.layer], f.shape)
-                value, d = t.crop((slice(None), slice(None), gy, gx)).loss(core)
-                parts[i] = parts.get(i, 0.0) + value
-            else:
-                d = dstats[i]
-            if with_grad:
-                g = xp.zeros_like(f)
-                g[:, :, ys, xs] = t.feature_grad(d, core)
-                grads[t.layer] = g if t.layer not in grads else grads[t.layer] + g
+    obj.evaluations += 1
+    parts, dstats, last = {}, {}, None
+    if grams:
+        stats, last = _pass_a(obj, img, tiles, grams, strides, layers)
+        for i, (s, n) in stats.items():
+            parts[i], dstats[i] = obj.terms[i].loss((s, n))
+    dimg = xp.zeros_like(img) if with_grad else None
+    kept = [last] if last is not None else []
+    del last
+    for tile in reversed(tiles) if net_terms else ():
+        d = _tile_grad(obj, img, tile, kept, layers, net_terms, grams, strides, dstats, parts, with_grad)
         if with_grad:
             y0, y1, x0, x1 = tile.crop
-            dimg[:, y0:y1, x0:x1] += preprocess_backward(obj.net.backward(grads, ncache), pcache)
+            dimg[:, y0:y1, x0:x1] += d
     return _finish(obj, img, parts, dimg, with_grad)
 
 
