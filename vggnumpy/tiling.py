@@ -109,7 +109,7 @@ def _core_stats(term, f, ys, xs):
     for y in range(ys.start, ys.stop, step):
         s, n = term.stats(f[:, :, y:min(y + step, ys.stop), xs])
         total = (s, n) if total is None else (total[0] + s, total[1] + n)
-    return total
+    return total if total is not None else term.stats(f[:, :, ys, xs])     # no core unit at this layer
 
 
 def _pass_a(obj, img, tiles, grams, strides, layers):
