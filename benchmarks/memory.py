@@ -61,13 +61,9 @@ def worker(impl, size, tile, evals, threads):
     obj, x = _objective(size, tile)
     targets_s = time.perf_counter() - t0
     fn = common.torch_objective(obj, threads) if impl == "torch" else (lambda img: obj.evaluate(img)[:2])
-    if size <= 1024:
-        fn(x)                                        # warm-up
-    times = []
-    for _ in range(evals):
-        t = time.perf_counter()
-        loss, grad = fn(x)
-        times.append(time.perf_counter() - t)
+    last = {}
+    _, times = common.median_time(lambda: last.update(r=fn(x)), evals, warmup=1 if size <= 1024 else 0)
+    loss, grad = last["r"]
     print(json.dumps(dict(times=times, loss=float(loss), peak_mb=common.peak_rss_mb(), targets_s=targets_s,
                           tiles=len(obj.tiles or []) or 1, grad_norm=float(np.linalg.norm(grad)))))
 
@@ -92,7 +88,7 @@ def run_worker(impl, size, tile, evals, threads, limit):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def check_tiled(threads):
+def check_tiled():
     """Tiled == untiled in float64 at 200 x 200 in 64 px tiles, or no timing."""
     import numpy as np
     whole, x = _objective(200, None, "float64")
@@ -105,7 +101,7 @@ def check_tiled(threads):
         raise SystemExit("the tiled evaluation disagrees with the untiled one: not timing")
 
 
-def plan_tile(size, spec, limit):
+def plan_tile(size, spec):
     """Tile size in pixels for a --tiles entry (0: the whole image), and how it was chosen."""
     from vggnumpy import arch as archmod, memory, tiling
     import common
@@ -144,7 +140,7 @@ def _rows(a, limit, have_torch):
         else:
             rows.append((size, "ours whole", "-", {"error": "model says it does not fit"}, predicted_mb(size, 0)))
         for spec in a.tiles:
-            tile, how = plan_tile(size, spec, limit)
+            tile, how = plan_tile(size, spec)
             if not tile or tile >= size:
                 continue
             r = run_worker("ours", size, tile, evals, a.threads, limit)
@@ -200,7 +196,7 @@ def main():
     print(f"python {sys.version.split()[0]}, numpy {__import__('numpy').__version__}"
           + (f", torch {torch.__version__}" if have_torch else ", no torch") + f", {a.threads} threads, "
           f"limit {limit / 2 ** 30:.1f} GiB per run, load average {os.getloadavg()[0]:.2f}")
-    check_tiled(a.threads)
+    check_tiled()
     if have_torch:
         from bench_eval import check_against_torch
         check_against_torch(a.threads)

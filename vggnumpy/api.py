@@ -191,8 +191,8 @@ def memory_plan(arch, net, cw, sw, o, shape, style_shapes, xp, log):
              f"tiles of {p.tile} px with a {p.halo} px halo ({p.tiles} tiles at the full size; an evaluation runs "
              f"{p.pixels_run:.2f}x the pixels, forward twice and backward once)")
     history = f"history {p.memory}, " if p.optimizer != "adam" else ""
-    log(f"vggnumpy: memory budget {gb(budget)}{' (GPU)' if xp is not np else ''}: {where}; optimizer {p.optimizer} ({history}{gb(p.history)}); "
-        f"expected peak {gb(p.peak)}")
+    log(f"vggnumpy: memory budget {gb(budget)}{' (GPU)' if xp is not np else ''}: {where}; optimizer "
+        f"{p.optimizer} ({history}{gb(p.history)}); expected peak {gb(p.peak)}")
     return p
 
 

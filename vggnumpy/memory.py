@@ -44,16 +44,21 @@ def estimate(arch, height, width, deepest, optimizer, memory):
     return net + opt, net, opt
 
 
-def resident():
-    """Bytes this process holds now (VmRSS), or 0 where the system does not say."""
+def _proc_bytes(path, key):
+    """The `key:` line of a /proc file in bytes (its value is in kB), or None where the system does not say."""
     try:
-        with open("/proc/self/status") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
-        pass
-    return 0
+        return None
+    return None
+
+
+def resident():
+    """Bytes this process holds now (VmRSS), or 0 where the system does not say."""
+    return _proc_bytes("/proc/self/status", "VmRSS") or 0
 
 
 def available(xp=None):
@@ -63,14 +68,7 @@ def available(xp=None):
         free = xp.cuda.Device().mem_info[0]
         pool = xp.get_default_memory_pool()
         return int(free + pool.total_bytes() - pool.used_bytes())
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+    return _proc_bytes("/proc/meminfo", "MemAvailable")
 
 
 UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
