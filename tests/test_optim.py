@@ -46,3 +46,37 @@ def test_optimisers_lower_the_style_objective(method, rng):
         x, _ = adam(fun, x0, 15, lr=0.02)
     assert fun(x)[0] < 0.7 * start
     assert 0 <= x.min() and x.max() <= 1
+
+
+_MEASURE = """
+import resource, sys, numpy as np
+from vggnumpy import memory, optim
+name, pixels, m = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+n = 3 * pixels
+rng = np.random.default_rng(0)
+t = rng.random(n, dtype=np.float32)
+a = (10 ** rng.uniform(0, 4, n)).astype(np.float32)        # ill-conditioned: no early convergence
+def fun(x):
+    d = x - t
+    return float(np.dot(a * d, d)), 2 * a * d, {}
+x0 = np.full(n, 0.5, np.float32)
+base = memory.resident()
+for step in optim.steps(name, fun, x0, 12, memory=m):
+    pass
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base)
+"""
+
+
+@pytest.mark.parametrize("name", ["lbfgs", "lbfgs-device", "adam"])
+def test_the_memory_model_bounds_each_optimiser(name):
+    """Peak resident memory of 12 iterations on 3e6 values stays within the plan's optimiser bytes plus the whole-image
+    arrays it counts beside them (memory.py; without SCIPY_EXTRA, scipy's 470 bytes per value broke a 4096 px plan)."""
+    import subprocess
+    import sys
+    from vggnumpy import memory
+    pixels, m = 1_000_000, 5
+    p = subprocess.run([sys.executable, "-c", _MEASURE, name, str(pixels), str(m)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    used = int(p.stdout.split()[-1])
+    model = memory.optimiser_bytes(name, pixels, m) + memory.whole_image_bytes(pixels, 0)
+    assert used <= model, f"{name}: {used / 3e6:.0f} bytes per value, model {model / 3e6:.0f}"

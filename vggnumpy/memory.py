@@ -3,7 +3,7 @@
 Calibrated on one VGG-19 evaluation to relu5_1 (benchmarks/README.md, bench_eval.py peaks: 336, 584, 1579 and
 5771 MiB at 256 to 2048 px): the peak is about FEATURE_SHARE of the bytes of every layer's float32 output (a ReLU runs
 in place, so a conv and its ReLU share one array) plus BASE. scipy's L-BFGS-B keeps (2m + 5) float64 values per
-pixel and channel; the device L-BFGS 2m float32; Adam 3 float32.
+pixel and channel, and SCIPY_EXTRA bytes more; the device L-BFGS 2m + DEVICE_VECTORS float32; Adam 6 float32.
 """
 from dataclasses import dataclass
 
@@ -12,6 +12,14 @@ from . import arch as archmod
 FEATURE_SHARE = 0.57
 BASE = 250 << 20
 CALIBRATION_RESIDENT = 115 << 20   # resident before the calibration's targets: interpreter, NumPy, VGG-19's weights
+# Bytes per value that scipy 1.17's L-BFGS-B and our float64 boundary (optim/scipy_lbfgs.py) hold beyond the (2m + 5)
+# float64 history: measured 475 - 200 (scipy alone) and 550 - 200 (through optim.steps) bytes per value at n = 6e6,
+# m = 10, and 488 - 120 at n = 3e6, m = 5, on an ill-conditioned quadratic (tests/test_optim.py measures it); less the
+# 16 bytes whole_image_bytes counts. A 4096 px run planned without it was killed by the OOM killer at 23.3 GiB.
+SCIPY_EXTRA = 360
+# The device L-BFGS holds 2m float32 history vectors and DEVICE_VECTORS more (x, g, the direction, the trial point
+# and its gradient, temporaries): measured 133 bytes per value at m = 10 and 92 to 93 at m = 5 (with the test function's own temporaries).
+DEVICE_VECTORS = 10
 
 
 def features_bytes(arch, height, width, deepest):
@@ -26,9 +34,9 @@ def optimiser_bytes(optimizer, pixels, memory):
     """Bytes the optimiser keeps for an image of `pixels` RGB pixels."""
     n = 3 * pixels
     if optimizer == "lbfgs":
-        return (2 * memory + 5) * n * 8 + n * 4 * 4       # its history and bounds in float64, our float32 copies
+        return (2 * memory + 5) * n * 8 + SCIPY_EXTRA * n
     if optimizer == "lbfgs-device":
-        return (2 * memory + 4) * n * 4
+        return (2 * memory + DEVICE_VECTORS) * n * 4
     return 6 * n * 4
 
 
