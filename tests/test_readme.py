@@ -18,3 +18,9 @@ def test_the_install_line_is_the_one_ci_runs():
     ci = open(os.path.join(ROOT, ".ci", "run")).read()
     line = [l for l in ci.splitlines() if l.startswith("pip install")][0]
     assert line in _readme()
+
+
+def test_the_video_options_table_is_made_from_the_job_description():
+    from vggnumpy import config
+    table = options_table(config.VideoOptions)
+    assert table in _readme(), "README's video options table is stale; replace it with:\n" + table

@@ -56,3 +56,19 @@ def test_terms_give_the_pairs_values(rng):
     a = losses.gram_forward(p)[0]
     g = terms.GramTerm("relu1_1", 7.0, a)
     assert g.loss(g.stats(f))[0] == pytest.approx(7.0 * losses.style_forward(f, a)[0], rel=1e-12)
+
+
+def test_temporal_term_gradient_matches_finite_differences(rng):
+    """float64, h = 1e-6: relative error below 1e-7 (the loss is quadratic; central differences are exact up to
+    rounding). Pixels where c = 0 get no gradient."""
+    x = rng.random((1, 3, 5, 7))
+    warped = rng.random((1, 3, 5, 7))
+    c = (rng.random((5, 7)) > 0.3).astype(np.float64)
+    term = terms.TemporalTerm(4.0, warped, c)
+    value = lambda z: term.loss(term.stats(z))[0]
+    v, dstats = term.loss(term.stats(x))
+    assert v == pytest.approx(4.0 * np.sum(c * (x - warped) ** 2) / x[0].size, rel=1e-12)
+    ana = term.feature_grad(dstats, x)
+    num = fd_grad(value, x.copy(), range(x.size))
+    assert rel_error(num, ana.reshape(-1)) < 1e-7
+    assert np.all(ana[..., c == 0] == 0)

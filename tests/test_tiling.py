@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_image
-from vggnumpy import arch as archmod, tiling
+from vggnumpy import arch as archmod, terms, tiling
 from vggnumpy.network import Network
 from vggnumpy.objective import Objective
 from vggnumpy.weights import random_weights
@@ -45,8 +45,9 @@ def _objective(arch, dtype, size, rng, weights=(1.0, 5.0, 0.5), styles=2):
 @pytest.mark.parametrize("arch, size, tile", [("vgg19", (150, 170), 48), ("vgg16", (120, 100), 32),
                                               ("nin", (230, 200), 64)])
 def test_tiled_equals_untiled_in_float64(arch, size, tile, rng):
-    """Value and gradient to 1e-10 relative, with two blended styles, content and TV."""
+    """Value and gradient to 1e-10 relative, with two blended styles, content, TV and a video's temporal term."""
     obj, x, layers = _objective(arch, np.float64, size, rng)
+    obj.terms.append(terms.TemporalTerm(30.0, rng.random((1, 3) + size), (rng.random(size) > 0.2).astype(float)))
     loss, grad, parts = obj.evaluate(x)
     tiles = tiling.plan(*size, tile, arch, layers)
     assert len(tiles) >= 4

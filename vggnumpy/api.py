@@ -265,7 +265,9 @@ def _start(scale, content, prev, init, init_image, rng):
 def _objective(net, o, scale, content, styles, cw, sw, xp, min_side, tile=None):
     """The loss at one scale: content and styles resized to it, targets computed once."""
     ch = images.resize(content, scale.side)
-    st = [images.resize(s, max(min_side, round(max(s.shape[:2]) * scale.side / o.size))) for s in styles]
+    # each style at the scale's share of its size, its shorter side at least the network's smallest input
+    st = [images.resize(s, max(-(-min_side * max(s.shape[:2]) // min(s.shape[:2])),
+                               round(max(s.shape[:2]) * scale.side / o.size))) for s in styles]
     chw = lambda a: xp.asarray(np.ascontiguousarray(a.transpose(2, 0, 1)), dtype=xp.float32)
     blend = o.style_blend_weights or [1.0] * len(styles)
     obj = Objective(net, chw(ch), [chw(s) for s in st], blend, cw, sw, o.content_weight, o.style_weight,
@@ -305,8 +307,12 @@ def _metadata(w, o):
     return meta
 
 
-def run(job, weights=None, log=None, on_step=None, stop=None):
-    """Run one checked config.Job (weights: loaded Weights, else job.options.weights or the default chain)."""
+def run(job, weights=None, log=None, on_step=None, stop=None, frame=None):
+    """Run one checked config.Job (weights: loaded Weights, else job.options.weights or the default chain).
+
+    frame (video.py): an object with `start`, the (H, W, 3) image the first scale starts from instead of --init,
+    and `terms((h, w), xp)`, more loss terms for a scale of that size (the temporal terms of a video frame).
+    """
     log, start = log or _stderr, time.perf_counter()
     check_job(job)
     xp, dev = get_xp(job.options.device, log=log)
@@ -335,7 +341,7 @@ def run(job, weights=None, log=None, on_step=None, stop=None):
         listener.start(r)
     try:
         img, loss, parts, reason = _scales(r, o, plan, net, content, styles, init, cw, sw, xp, min_side, ls, best,
-                                           stop, done, tile)
+                                           stop, done, tile, frame)
     except BaseException:
         for listener in ls:
             if isinstance(listener, L.Progress):
@@ -354,7 +360,8 @@ def run(job, weights=None, log=None, on_step=None, stop=None):
     return res
 
 
-def _scales(r, o, plan, net, content, styles, init, cw, sw, xp, min_side, ls, best, stop, done, tile=None):
+def _scales(r, o, plan, net, content, styles, init, cw, sw, xp, min_side, ls, best, stop, done, tile=None,
+            frame=None):
     """Every scale of the pyramid in turn: (final image (H, W, 3), its loss, its terms, the stop reason)."""
     rng = np.random.default_rng(o.seed)
     prev, loss, parts, reason = None, 0.0, {}, ""
@@ -362,6 +369,11 @@ def _scales(r, o, plan, net, content, styles, init, cw, sw, xp, min_side, ls, be
         obj, ch = _objective(net, o, scale, content, styles, cw, sw, xp, min_side, tile)
         done["obj"] = obj
         x0 = _start(scale, ch, prev, o.init, init, rng)
+        if frame is not None:
+            obj.terms += frame.terms(ch.shape[:2], xp)
+            if k == 0:
+                x0 = frame.start if frame.start.shape[:2] == ch.shape[:2] else images.resize_to(frame.start,
+                                                                                                 *ch.shape[:2])
         r.scale_index, r.shape = k, (3,) + ch.shape[:2]
         for listener in ls:
             listener.scale(r)

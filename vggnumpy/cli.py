@@ -43,10 +43,11 @@ def default_text(f):
     return show(f.default)
 
 
-def add_style_options(p):
-    """One argument per field of config.Options, in its group; unset options stay unset (the default applies)."""
+def add_style_options(p, cls=None):
+    """One argument per field of config.Options (or cls), in its group; unset options stay unset (the default
+    applies)."""
     groups = {}
-    for f in config.fields():
+    for f in config.fields(cls):
         m = f.metadata
         g = groups.get(m["group"]) or groups.setdefault(m["group"], p.add_argument_group(m["group"]))
         d = default_text(f)
@@ -65,9 +66,9 @@ def add_style_options(p):
         g.add_argument(*m["flags"], **kw)
 
 
-def options_of(args):
-    """The style options given on the command line (and the subcommand's own defaults), as keywords."""
-    names = {f.name for f in config.fields()}
+def options_of(args, cls=None):
+    """The style options (or cls's) given on the command line (and the subcommand's defaults), as keywords."""
+    names = {f.name for f in config.fields(cls)}
     return {k: v for k, v in vars(args).items() if k in names}
 
 
@@ -75,8 +76,8 @@ class Stopper:
     """Signal handling for a run: the first Ctrl-C or SIGTERM asks the run to stop at its next step (it then writes
     the best image so far); a second one aborts at once."""
 
-    def __init__(self):
-        self.reason, self.old = "", {}
+    def __init__(self, then="writing the best image so far"):
+        self.reason, self.old, self.then = "", {}, then
 
     def __call__(self):
         return self.reason
@@ -85,8 +86,8 @@ class Stopper:
         if self.reason:
             raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
         self.reason = signal.Signals(signum).name
-        print(f"\nvggnumpy: {self.reason}: stopping after this iteration and writing the best image so far "
-              f"(again to abort at once)", file=sys.stderr)
+        print(f"\nvggnumpy: {self.reason}: stopping after this iteration and {self.then} (again to abort at once)",
+              file=sys.stderr)
 
     def __enter__(self):
         for s in (signal.SIGINT, signal.SIGTERM):
@@ -132,6 +133,14 @@ def cmd_demo(args):
     return _stylize(args, content, [style], args.output)
 
 
+def cmd_video(args):
+    from .video import stylize_video
+    with Stopper("keeping the frames already finished; rerun the same command to go on") as stop:
+        res = stylize_video(args.input, args.styles, args.output, stop=stop,
+                            **options_of(args, config.VideoOptions), **options_of(args))
+    return {"": 0, "SIGINT": 130, "SIGTERM": 143}[res.interrupted]
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="vggnumpy", description="Neural style transfer (Gatys, Ecker and Bethge 2015) "
                                 "with a VGG network written in NumPy.")
@@ -148,6 +157,15 @@ def build_parser():
     d.add_argument("-o", "--output", default="demo.png", help="output (default demo.png)")
     add_style_options(d)
     d.set_defaults(func=cmd_demo, size=192, scales=1, iterations=60)
+    v = sub.add_parser("video", help="paint every frame of a video (or a folder of numbered images) in the style of "
+                       "STYLE, each frame held to the last by optical flow; rerun the same command to resume")
+    v.add_argument("input", help="the video (any format PyAV reads) or a folder of numbered images")
+    v.add_argument("styles", nargs="+", metavar="style", help="one or more paintings")
+    v.add_argument("-o", "--output", default="out.mp4", help="output video (.mp4, .mov, .mkv, .avi, .webm) or a "
+                   "folder for numbered PNG frames (default out.mp4)")
+    add_style_options(v, config.VideoOptions)
+    add_style_options(v)
+    v.set_defaults(func=cmd_video)
     from . import weights_cli
     weights_cli.add_parser(sub)
     return p
@@ -182,11 +200,13 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-def options_table():
-    """The README's options table, made from config.Options (tests/test_readme.py keeps the README equal to it)."""
-    rows = ["| option | default | meaning |", "|---|---|---|",
-            "| `-o, --output` | out.png | output, PNG or JPEG by extension |"]
-    for f in config.fields():
+def options_table(cls=None):
+    """The README's options table, made from config.Options or VideoOptions (tests/test_readme.py keeps the README
+    equal to it)."""
+    rows = ["| option | default | meaning |", "|---|---|---|"]
+    if cls is None:
+        rows.append("| `-o, --output` | out.png | output, PNG or JPEG by extension |")
+    for f in config.fields(cls):
         m = f.metadata
         flags = ", ".join(m["flags"]) + (f" {m['metavar']}" if m["metavar"] else "")
         d = default_text(f) or ("off" if m["kind"] == "flag" else "on" if m["kind"] == "noflag" else "none")

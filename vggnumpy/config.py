@@ -117,9 +117,49 @@ class Options:
         return dataclasses.replace(self, **{k: v for k, v in net.items() if getattr(self, k) is None})
 
 
-def fields():
-    """The fields of Options, in order."""
-    return dataclasses.fields(Options)
+@dataclass(frozen=True)
+class VideoOptions:
+    """The options of `vggnumpy video` beyond a still image's (Ruder, Dosovitskiy and Brox 2016)."""
+    temporal_weight: float = opt(100.0, ["--temporal-weight"], "weight of the temporal term: each frame stays close "
+                                 "to the previous output warped by the optical flow (0: independent frames, each "
+                                 "from --init)", "video", "float", 0.0, 1e12)
+    temporal_frames: tuple = opt((1,), ["--temporal-frames"], "earlier frames the temporal term reads (long-term "
+                                 "consistency, e.g. 1,2,4)", "video", "ints", 1, 64, metavar="J1,...", shown="1")
+    frame_iterations: int = opt(None, ["--frame-iterations"], "iterations of each frame after the first, which "
+                                "starts from the previous output warped by the flow, at the full size only",
+                                "video", "int", 0, MAX_ITERATIONS, metavar="N", shown="half of -n")
+    occlusion: tuple = opt((0.01, 0.5), ["--occlusion-threshold"], "A,B: a pixel is disoccluded, and left free, where "
+                           "‖w + w'‖² ≥ A (‖w‖² + ‖w'‖²) + B, w the backward flow and w' the forward flow where it "
+                           "lands", "video", "floats", 0.0, 1e6, metavar="A,B", shown="0.01,0.5")
+    motion: tuple = opt((0.01, 0.002), ["--motion-threshold"], "A,B: a pixel is on a motion boundary, and left "
+                        "free, where ‖∇u‖² + ‖∇v‖² > A ‖w‖² + B, (u, v) = w", "video", "floats", 0.0, 1e6,
+                        metavar="A,B", shown="0.01,0.002")
+    warp: str = opt("bicubic", ["--warp"], "interpolation of the previous output when warping it (bicubic keeps "
+                     "sub-pixel strokes sharper from frame to frame)", "video", choices=("bilinear", "bicubic"))
+    flow: str = opt("medium", ["--flow"], "OpenCV DIS optical flow preset, on the input frames", "video",
+                    choices=("ultrafast", "fast", "medium"))
+    fps: float = opt(24.0, ["--fps"], "frame rate of a folder of images (a video keeps its own)", "video", "float",
+                     0.001, 1000.0)
+    frames: int = opt(None, ["--frames"], "style only the first N frames", "video", "int", 1, MAX_ITERATIONS,
+                      metavar="N", shown="all")
+
+
+def fields(cls=None):
+    """The fields of Options (or of another options class such as VideoOptions), in order."""
+    return dataclasses.fields(cls or Options)
+
+
+def make_video(**kwargs):
+    """Checked VideoOptions from keyword arguments; an unknown keyword is an OptionError naming it."""
+    names = {f.name for f in fields(VideoOptions)}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        raise OptionError(f"unknown video option(s) {', '.join(unknown)}; they are {', '.join(sorted(names))}")
+    v = VideoOptions(**{f.name: _check_field(f, kwargs.get(f.name, f.default)) for f in fields(VideoOptions)})
+    for name in ("occlusion", "motion"):
+        if len(getattr(v, name)) != 2:
+            raise OptionError(f"--{name}-threshold {','.join(map(str, getattr(v, name)))}: give two numbers A,B")
+    return v
 
 
 def flag(f):

@@ -114,3 +114,21 @@ def tv_backward(dloss, cache):
     dx[:, :, :, 1:] += dw * k
     dx[:, :, :, :-1] -= dw * k
     return dx
+
+
+def temporal_forward(x, target, c):
+    """x, target (N, 3, H, W), c (H, W) in [0, 1]: sum(c (x - target)^2) / D, D = 3 H W.
+
+    Ruder, Dosovitskiy and Brox 2016, equation (7): the output against the previous output warped by the flow,
+    weighted per pixel by the consistency check (0 where the flow cannot be trusted). Pixels in [0, 1].
+    """
+    xp = xp_of(x)
+    d = float(x.shape[-3] * x.shape[-2] * x.shape[-1])
+    cd = (x - target) * c                        # (N, 3, H, W)
+    return float(xp.sum(cd * (x - target))) / d, (cd, d)
+
+
+def temporal_backward(dloss, cache):
+    """dL/dx = 2 c (x - target) / D, times dloss."""
+    cd, d = cache
+    return cd * cd.dtype.type(2.0 * dloss / d)

@@ -91,6 +91,27 @@ class TVTerm:
         return losses.tv_backward(self.weight, cache)
 
 
+@dataclass(eq=False)
+class TemporalTerm:
+    """weight * sum(c (x - warped)^2) / D on the image: stay where the previous output, warped by the optical flow,
+    says the pixel was (Ruder et al. 2016). warped (1, 3, H, W) in [0, 1]; c (H, W) the consistency weights."""
+    weight: float
+    target: object
+    c: object
+    name: str = "temporal"
+    layer: str = PIXELS
+
+    def stats(self, x):
+        return x
+
+    def loss(self, x):
+        value, cache = losses.temporal_forward(x, self.target, self.c)
+        return self.weight * value, cache
+
+    def feature_grad(self, cache, x):
+        return losses.temporal_backward(self.weight, cache)
+
+
 def style_targets(grams, blend):
     """Blend several styles' Gram matrices {layer: (1, C, C)}, one dict per style, by weights normalised to 1.
 
