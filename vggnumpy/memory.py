@@ -16,10 +16,10 @@ CALIBRATION_RESIDENT = 115 << 20   # resident before the calibration's targets: 
 # float64 history: measured 475 - 200 (scipy alone) and 550 - 200 (through optim.steps) bytes per value at n = 6e6,
 # m = 10, and 488 - 120 at n = 3e6, m = 5, on an ill-conditioned quadratic (tests/test_optim.py measures it); less the
 # 16 bytes whole_image_bytes counts. A 4096 px run planned without it was killed by the OOM killer at 23.3 GiB.
-SCIPY_EXTRA = 360
+SCIPY_EXTRA = 400          # the measurements and a 10% margin (resident memory varies by a few percent run to run)
 # The device L-BFGS holds 2m float32 history vectors and DEVICE_VECTORS more (x, g, the direction, the trial point
 # and its gradient, temporaries): measured 133 bytes per value at m = 10 and 92 to 93 at m = 5 (with the test function's own temporaries).
-DEVICE_VECTORS = 10
+DEVICE_VECTORS = 11       # likewise, with a margin
 
 
 def features_bytes(arch, height, width, deepest):
