@@ -11,7 +11,7 @@ pytest.importorskip("cv2")
 
 import clips                                    # benchmarks/clips.py (conftest puts benchmarks/ on the path)
 from conftest import shared_image
-from vggnumpy import api, flow, images, video, videoio
+from vggnumpy import api, images, video, videoio
 from vggnumpy.weights import random_weights
 
 # Small and quick: the untrained VGG-19 (seed 0) at 48 px, few iterations.

@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import time
 from fractions import Fraction
 from dataclasses import dataclass, field
@@ -189,7 +190,6 @@ class VideoProgress:
 
     def __init__(self, total, done):
         from tqdm import tqdm
-        import sys
         self.bar = tqdm(total=total, initial=done, unit="frame", desc="video", dynamic_ncols=True, file=sys.stderr)
 
     def frame(self, res):
