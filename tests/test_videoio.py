@@ -94,3 +94,19 @@ def test_the_pan_clip_is_smooth_and_even_sized():
     assert h % 2 == 0 and w % 2 == 0 and max(h, w) == 64
     steps = [np.abs(a.astype(int) - b).mean() for a, b in zip(frames, frames[1:])]
     assert 0 < min(steps) and max(steps) < 0.7 * np.abs(frames[0].astype(int) - frames[-1]).mean()   # 29.5 < 50
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mov", ".mkv", ".avi"])
+def test_every_output_container_round_trips_with_its_metadata(tmp_path, ext):
+    """Each container `vggnumpy video -o` accepts: count, rate and the comment a rerun reads (Matroska upper-cases
+    the tag's key)."""
+    path = str(tmp_path / f"c{ext}")
+    videoio.write_video(path, [_pattern(k) for k in range(4)], 24, {"comment": "settings=x"})
+    src = videoio.open_frames(path)
+    assert src.count == 4 and src.fps == 24 and videoio.read_metadata(path)["comment"] == "settings=x"
+
+
+def test_a_frame_of_another_size_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="one size"):
+        videoio.write_video(str(tmp_path / "s.mp4"), [_pattern(0), _pattern(1, 32, 32)], 24)
+    assert os.listdir(tmp_path) == []

@@ -161,7 +161,7 @@ def build_parser():
                        "STYLE, each frame held to the last by optical flow; rerun the same command to resume")
     v.add_argument("input", help="the video (any format PyAV reads) or a folder of numbered images")
     v.add_argument("styles", nargs="+", metavar="style", help="one or more paintings")
-    v.add_argument("-o", "--output", default="out.mp4", help="output video (.mp4, .mov, .mkv, .avi, .webm) or a "
+    v.add_argument("-o", "--output", default="out.mp4", help="output video (.mp4, .mov, .mkv, .avi) or a "
                    "folder for numbered PNG frames (default out.mp4)")
     add_style_options(v, config.VideoOptions)
     add_style_options(v)

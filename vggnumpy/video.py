@@ -111,7 +111,7 @@ def check_video(source, styles, output, o):
             raise images.ImageError(f"{s}: style image file not found; check the path")
     ext = os.path.splitext(output)[1].lower()
     if ext in images.WRITABLE or ext == ".gif":
-        raise config.OptionError(f"{output}: a video output is a video file (.mp4, .mov, .mkv, .avi, .webm) or a "
+        raise config.OptionError(f"{output}: a video output is a video file (.mp4, .mov, .mkv, .avi) or a "
                                  f"folder for numbered PNG frames, not one image")
     folder = frames_folder(output)
     for what, path in (("output", output), ("frames folder", folder)):

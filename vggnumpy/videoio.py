@@ -8,7 +8,7 @@ import numpy as np
 from .images import ImageError
 from .paths import atomic_write
 
-VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi")     # outputs: containers that take H.264 (WebM does not)
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -21,7 +21,7 @@ def _av():
 
 
 def is_video_path(path):
-    """True for an output named like a video file (.mp4, .mov, .mkv, .avi, .webm); False for a folder."""
+    """True for an output named like a video file (.mp4, .mov, .mkv, .avi); False for a folder."""
     return os.path.splitext(os.fspath(path))[1].lower() in VIDEO_EXTS and not os.path.isdir(path)
 
 
@@ -143,6 +143,9 @@ def write_video(path, frames, fps, metadata=None):
                     stream = c.add_stream(codec, rate=Fraction(fps).limit_denominator(100000))
                     stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
                     stream.options = {"crf": "18"} if codec == "libx264" else {}
+                if frame.shape != (stream.height, stream.width, 3):
+                    raise ValueError(f"{path}: a frame is {frame.shape[1]}x{frame.shape[0]}, the first "
+                                     f"{stream.width}x{stream.height}; every frame must have one size")
                 for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                     c.mux(packet)
             if stream is None:
@@ -156,6 +159,6 @@ def read_metadata(path):
     av = _av()
     try:
         with av.open(path) as c:
-            return dict(c.metadata)
+            return {k.lower(): v for k, v in c.metadata.items()}        # Matroska stores the keys in upper case
     except (av.error.FFmpegError, OSError) as e:
         raise ImageError(f"{path}: not a video PyAV can read ({e})") from None
