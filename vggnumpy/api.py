@@ -32,7 +32,8 @@ class Result:
     weights: str
     trained: bool
     history: list = field(default_factory=list)   # (iteration, loss) over all scales
-    frames: list = field(default_factory=list)    # 256 px frames every save_every iterations
+    frames: list = field(default_factory=list)    # 256 px frames every save_every iterations (wider with
+                                                  # frame_loss: the loss curve on the right)
     interrupted: str = ""                   # why the run stopped early ("SIGINT", "SIGTERM"), else ""
     trace: list = field(default_factory=list)     # per iteration: loss, terms, seconds, evaluations
 
@@ -123,8 +124,14 @@ def check_job(job):
     if o.style_blend_weights is not None and len(o.style_blend_weights) != len(job.styles):
         raise config.OptionError(f"--style-blend-weights gives {len(o.style_blend_weights)} weights for "
                                  f"{len(job.styles)} style images; give one per style image")
+    for name, what in (("masks", "--mask"), ("style_masks", "--style-image-mask")):
+        given = getattr(o, name)
+        if given is not None and len(given) != len(job.styles):
+            raise config.OptionError(f"{what} is given {len(given)} time(s) for {len(job.styles)} style image(s); "
+                                     f"give one {what} per style image, in the same order")
     inputs = _paths(("content image", job.content), *[("style image", s) for s in job.styles],
-                    ("init image", o.init_image), ("weights file", o.weights))
+                    ("init image", o.init_image), ("weights file", o.weights),
+                    *[("mask", m) for m in o.masks or ()], *[("style image mask", m) for m in o.style_masks or ()])
     for what, path in inputs:                            # before any download is tried
         if not os.path.exists(path):
             raise images.ImageError(f"{path}: {what} file not found; check the path")
@@ -135,7 +142,7 @@ def check_job(job):
         images.check_output_path(job.output)
     frames = (job.output, o.save_every, config.MAX_ITERATIONS) if job.output is not None and o.save_every else None
     check_outputs(outputs, inputs, frames)
-    if o.plot is not None:
+    if o.plot is not None or o.frame_loss:
         from .plot import require
         try:
             require()
@@ -216,10 +223,21 @@ def read_inputs(job, o, min_side):
     return content, styles, init
 
 
+def read_control(o, content, styles):
+    """The run's masks (masks.Control, read at the output's and the styles' sizes) and the images it optimises
+    towards after --color-transfer: (control or None, content, styles)."""
+    from . import color
+    control = None
+    if o.masks or o.style_masks:
+        from .masks import Control
+        control = Control.read(o.masks, o.style_masks, o.mask_rule, content.shape[:2], [s.shape[:2] for s in styles])
+    return (control,) + tuple(color.prepare(o.color_transfer, content, styles))
+
+
 def _listeners(job, o, total, on_step, metadata):
     """The listeners of a run, in the order they hear each event."""
     best, trace = L.Best(o.keep_best), L.Trace(o.trace)
-    out = [best]
+    out = [best, trace]                                  # the trace first: Frames draws its rows with --frame-loss
     if o.progress:
         out.append(L.Progress(total))
     if o.print_every:
@@ -227,11 +245,11 @@ def _listeners(job, o, total, on_step, metadata):
     frames = None
     if o.save_every or o.gif:
         every = o.save_every or max(1, total // 10)          # a GIF alone: about 10 frames, however few iterations
-        frames = L.Frames(every, job.output if o.save_every else None, keep=True)
+        frames = L.Frames(every, job.output if o.save_every else None, keep=True,
+                          trace=trace if o.frame_loss else None)
         out.append(frames)
     if on_step is not None:
         out.append(L.Callback(on_step))
-    out.append(trace)
     if job.output is not None:
         out.append(L.Output(job.output, metadata))
     if o.gif:
@@ -262,16 +280,21 @@ def _start(scale, content, prev, init, init_image, rng):
     return np.clip(0.5 + 0.2 * rng.standard_normal((h, w, 3)), 0, 1).astype(np.float32)
 
 
-def _objective(net, o, scale, content, styles, cw, sw, xp, min_side, tile=None):
-    """The loss at one scale: content and styles resized to it, targets computed once."""
+def _objective(net, o, scale, content, styles, cw, sw, xp, min_side, tile=None, control=None):
+    """The loss at one scale: content and styles (and masks) resized to it, targets computed once."""
+    from .objective import EmptyRegion
     ch = images.resize(content, scale.side)
     # each style at the scale's share of its size, its shorter side at least the network's smallest input
     st = [images.resize(s, max(-(-min_side * max(s.shape[:2]) // min(s.shape[:2])),
                                round(max(s.shape[:2]) * scale.side / o.size))) for s in styles]
     chw = lambda a: xp.asarray(np.ascontiguousarray(a.transpose(2, 0, 1)), dtype=xp.float32)
     blend = o.style_blend_weights or [1.0] * len(styles)
-    obj = Objective(net, chw(ch), [chw(s) for s in st], blend, cw, sw, o.content_weight, o.style_weight,
-                    o.tv_weight, tile)
+    regions, style_masks = control.at(ch.shape[:2], [s.shape[:2] for s in st]) if control else (None, None)
+    try:
+        obj = Objective(net, chw(ch), [chw(s) for s in st], blend, cw, sw, o.content_weight, o.style_weight,
+                        o.tv_weight, tile, regions, style_masks, o.mask_rule)
+    except EmptyRegion as e:
+        raise config.OptionError(control.empty_message(e.region, e.style, e.layer, max(ch.shape[:2]))) from None
     return obj, ch
 
 
@@ -323,6 +346,7 @@ def run(job, weights=None, log=None, on_step=None, stop=None, frame=None):
                       UntrainedWeightsWarning, stacklevel=3)
     net, cw, sw, min_side = _network(w, o, xp)
     content, styles, init = read_inputs(job, o, min_side)
+    control, target, styles = read_control(o, content, styles)
     mplan = memory_plan(w.arch, net, cw, sw, o, content.shape[:2], [s.shape[:2] for s in styles], xp, log)
     if mplan is not None and (mplan.optimizer, mplan.memory) != (o.optimizer, o.lbfgs_memory):
         log(f"vggnumpy: to fit the memory budget: --optimizer {mplan.optimizer} --lbfgs-memory {mplan.memory} "
@@ -334,14 +358,14 @@ def run(job, weights=None, log=None, on_step=None, stop=None, frame=None):
     log(f"vggnumpy: {w.arch} ({'pretrained' if w.trained else 'UNTRAINED'}: {w.description or w.source}), "
         f"{o.pooling} pooling, device {dev}, output {W}x{H}, schedule {sched.describe(plan)}, optimizer {o.optimizer}")
     done = {"evaluations": 0, "obj": None}
-    r = Run(log, sum(s.iterations for s in plan), content, o.original_colors,
+    r = Run(log, sum(s.iterations for s in plan), content, o.original_colors or o.color_transfer == "luminance",
             lambda: done["evaluations"] + (done["obj"].evaluations if done["obj"] is not None else 0), write=log)
     ls, best, trace, frames = _listeners(job, o, r.total, on_step, _metadata(w, o))
     for listener in ls:
         listener.start(r)
     try:
-        img, loss, parts, reason = _scales(r, o, plan, net, content, styles, init, cw, sw, xp, min_side, ls, best,
-                                           stop, done, tile, frame)
+        img, loss, parts, reason = _scales(r, o, plan, net, target, styles, init, cw, sw, xp, min_side, ls, best,
+                                           stop, done, tile, frame, control)
     except BaseException:
         for listener in ls:
             if isinstance(listener, L.Progress):
@@ -361,12 +385,14 @@ def run(job, weights=None, log=None, on_step=None, stop=None, frame=None):
 
 
 def _scales(r, o, plan, net, content, styles, init, cw, sw, xp, min_side, ls, best, stop, done, tile=None,
-            frame=None):
-    """Every scale of the pyramid in turn: (final image (H, W, 3), its loss, its terms, the stop reason)."""
+            frame=None, control=None):
+    """Every scale of the pyramid in turn: (final image (H, W, 3), its loss, its terms, the stop reason).
+
+    content and styles are the images the loss reads (after --color-transfer); control the masks (or None)."""
     rng = np.random.default_rng(o.seed)
     prev, loss, parts, reason = None, 0.0, {}, ""
     for k, scale in enumerate(plan):
-        obj, ch = _objective(net, o, scale, content, styles, cw, sw, xp, min_side, tile)
+        obj, ch = _objective(net, o, scale, content, styles, cw, sw, xp, min_side, tile, control)
         done["obj"] = obj
         x0 = _start(scale, ch, prev, o.init, init, rng)
         if frame is not None:

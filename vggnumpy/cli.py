@@ -57,6 +57,8 @@ def add_style_options(p, cls=None):
             kw["action"] = "store_true"
         elif m["kind"] == "noflag":
             kw["action"] = "store_false"
+        elif m["kind"] == "paths":                      # given once per style image
+            kw.update(action="append", metavar=m["metavar"])
         else:
             kw["type"] = PARSERS.get(m["kind"], str)
             if m["choices"]:
@@ -166,8 +168,9 @@ def build_parser():
     add_style_options(v, config.VideoOptions)
     add_style_options(v)
     v.set_defaults(func=cmd_video)
-    from . import weights_cli
+    from . import explain_cli, weights_cli
     weights_cli.add_parser(sub)
+    explain_cli.add_parser(sub)
     return p
 
 

@@ -53,6 +53,22 @@ class Options:
                                      "images", "floats", 0.0, 1e6, metavar="W1,W2,...", shown="equal")
     original_colors: bool = opt(False, ["--original-colors"], "keep the content's colours: transfer luminance only "
                                 "(YIQ)", "images", "flag")
+    masks: tuple = opt(None, ["--mask"], "the region of the output each style image paints: a greyscale image, "
+                       "white = this style; give it once per style image, in the same order (Gatys et al. 2017)",
+                       "spatial and colour control", "paths", metavar="FILE", shown="none: the styles blend "
+                       "everywhere")
+    style_masks: tuple = opt(None, ["--style-image-mask"], "where in each style image to take its style from "
+                             "(white = use); once per style image, in the same order", "spatial and colour control",
+                             "paths", metavar="FILE", shown="the whole painting")
+    mask_rule: str = opt("simple", ["--mask-rule"], "how a mask reaches each layer's grid: simple = resized (area "
+                         "average); inside = only units whose receptive field lies wholly in the region; all = "
+                         "units that see any of it", "spatial and colour control", choices=("simple", "inside", "all"))
+    color_transfer: str = opt(None, ["--color-transfer"], "keep the content's colours: luminance = transfer on "
+                              "luminance only, then the content's chroma; histogram or histogram:chol, :pca, :sym = recolour the "
+                              "style images to the content's colour mean and covariance first (pca when not said)",
+                              "spatial and colour control",
+                              choices=("luminance", "histogram", "histogram:chol", "histogram:pca", "histogram:sym"),
+                              shown="none")
     content_weight: float = opt(None, ["--content-weight"], "content loss weight", "objective", "float", 0.0, 1e12,
                                 network=True)
     style_weight: float = opt(None, ["--style-weight"], "style loss weight", "objective", "float", 0.0, 1e12,
@@ -95,6 +111,8 @@ class Options:
                           "int", 0, MAX_ITERATIONS, metavar="N")
     gif: str = opt(None, ["--gif"], "write an animated GIF of the progress (a frame every --save-every N "
                    "iterations, else 10 frames in all)", "output and progress", "path", metavar="FILE.gif")
+    frame_loss: bool = opt(False, ["--frame-loss"], "frames and GIF show the loss curve beside the image (needs "
+                           "matplotlib)", "output and progress", "flag")
     trace: str = opt(None, ["--trace"], "write the loss of every term and style layer, seconds and evaluations "
                      "at each iteration as JSON", "output and progress", "path", metavar="FILE.json")
     plot: str = opt(None, ["--plot"], "draw the loss curve of each term (needs matplotlib: pip install "
@@ -213,6 +231,11 @@ def _check_field(f, v):
         if n < 256 << 20:
             raise OptionError(f"{name} {v}: at least 256M is needed")
         return n
+    if kind == "paths":
+        v = (v,) if isinstance(v, (str, os.PathLike)) else v
+        if not hasattr(v, "__iter__") or not all(isinstance(x, (str, os.PathLike)) for x in v) or not v:
+            raise OptionError(f"{name} {v!r}: expected one or more file names")
+        return tuple(os.fspath(x) for x in v)
     if kind == "path" and not isinstance(v, (str, os.PathLike)):
         raise OptionError(f"{name} {v!r}: expected a file name")
     return os.fspath(v) if kind == "path" else v
@@ -231,6 +254,9 @@ def check(options):
         path = getattr(o, name)
         if path is not None and os.path.splitext(path)[1].lower() != ext:
             raise OptionError(f"--{name} {path}: the file name must end in {ext}")
+    if o.frame_loss and not (o.gif or o.save_every):
+        raise OptionError("--frame-loss draws the loss curve beside the frames of --gif or --save-every; "
+                          "give one of them")
     if o.init == "image" and o.init_image is None:
         raise OptionError("--init image needs --init-image FILE")
     if o.init_image is not None and o.init != "image":

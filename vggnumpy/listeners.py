@@ -89,10 +89,14 @@ class PrintEvery(Listener):
 
 
 class Frames(Listener):
-    """Every n iterations: OUT_NNNN.ext written (when there is an output) and a 256 px frame kept for the GIF."""
+    """Every n iterations: OUT_NNNN.ext written (when there is an output) and a 256 px frame kept for the GIF.
 
-    def __init__(self, every, output=None, keep=False):
-        self.every, self.output, self.keep, self.frames = every, output, keep, []
+    With `trace` (a Trace listener placed before this one, so its rows already hold this iteration), each frame
+    shows the loss curve so far beside the image (lookinside.beside_curve, x axis 0 .. run.total).
+    """
+
+    def __init__(self, every, output=None, keep=False, trace=None):
+        self.every, self.output, self.keep, self.frames, self.trace = every, output, keep, [], trace
 
     def step(self, run, step):
         it = run.base + step.iteration
@@ -100,9 +104,19 @@ class Frames(Listener):
             return
         img = run.finish_image(host_image(run, step.x))
         if self.keep:
-            self.frames.append(images.resize(img, 256))
+            self.frames.append(self.picture(run, images.resize(img, 256)))
         if self.output is not None:
-            images.save_image(frame_path(self.output, it), img)
+            images.save_image(frame_path(self.output, it), self.picture(run, img, min_height=256))
+
+    def picture(self, run, img, min_height=1):
+        """img (h, w, 3), with the loss curve of the trace so far on its right when there is one.
+
+        The picture is img's height, or min_height when img is smaller (a coarse scale), so the curve stays legible.
+        """
+        if self.trace is None:
+            return img
+        from .lookinside import beside_curve
+        return beside_curve(img, self.trace.rows, run.total, height=max(min_height, img.shape[0]))
 
 
 def frame_path(output, iteration):
@@ -118,7 +132,7 @@ class Gif(Listener):
         self.path, self.frames = path, frames
 
     def finish(self, run, result):
-        last = images.resize(result.image, 256)
+        last = self.frames.picture(run, images.resize(result.image, 256))
         frames = self.frames.frames
         if not frames or not np.array_equal(frames[-1], last):
             frames = frames + [last]

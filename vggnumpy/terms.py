@@ -47,7 +47,9 @@ class ContentTerm:
 class GramTerm:
     """weight * sum((G - A)^2) / sum(A^2) at one layer, G = S / n from gram_stats (the paper's equations 3-5).
 
-    target A (1, C, C) is the (blended) Gram matrix of the style images; mask (h, w) or None weights positions.
+    target A (1, C, C) is the (blended) Gram matrix of the style images; mask (h, w) or None weights positions:
+    with a region's guide at this layer it is the guided Gram of Gatys et al. 2017 (masks.py), whose
+    normalisation by sqrt(mean(T^2)) is the division by n = sum(m^2).
     """
     layer: str
     weight: float
@@ -71,6 +73,16 @@ class GramTerm:
     def feature_grad(self, dstats, f):
         dg, n = dstats
         return losses.gram_stats_backward(dg, n, f, self.mask)
+
+    def crop(self, index):
+        """The same term on part of the grid, index (:, :, ys, xs) as ContentTerm.crop: the mask's slice (a tile's
+        statistics then add up to the whole image's); the target and its energy are shared."""
+        if self.mask is None:
+            return self
+        part = GramTerm.__new__(GramTerm)
+        part.__dict__.update(self.__dict__)
+        part.mask = self.mask[index[2:]]
+        return part
 
 
 @dataclass(eq=False)

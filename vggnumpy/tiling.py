@@ -78,6 +78,12 @@ def _global_units(tile, j, shape):
     return slice(y.start + cy, y.stop + cy), slice(x.start + cx, x.stop + cx)
 
 
+def _on_crop(term, tile, j, shape):
+    """A Gram term restricted to a tile's crop grid (C, h, w) of a layer of stride j: its mask's slice, if any."""
+    cy, cx = tile.crop[0] // j, tile.crop[2] // j
+    return term.crop((slice(None), slice(None), slice(cy, cy + shape[-2]), slice(cx, cx + shape[-1])))
+
+
 def _forward(obj, img, tile, layers):
     """The network on one tile's crop: (features, network cache, preprocessing cache)."""
     y0, y1, x0, x1 = tile.crop
@@ -93,7 +99,8 @@ def _tile_stats(obj, img, tile, grams, strides, layers, keep):
     for i in grams:
         t = obj.terms[i]
         f = fwd[0][t.layer]
-        out[i] = _core_stats(t, f, *_units(tile, strides[t.layer], f.shape))
+        out[i] = _core_stats(_on_crop(t, tile, strides[t.layer], f.shape), f,
+                             *_units(tile, strides[t.layer], f.shape))
     return out, (fwd if keep else None)
 
 
@@ -102,14 +109,17 @@ ROWS_ELEMS = 1 << 20          # the core is read in bands of rows of about this 
 
 def _core_stats(term, f, ys, xs):
     """term.stats of the core units f[:, :, ys, xs], a band of rows at a time: the statistics are sums over
-    positions, and the core of a crop is not contiguous, so this never copies a whole layer."""
+    positions, and the core of a crop is not contiguous, so this never copies a whole layer. term is on the
+    crop's grid (_on_crop), so a masked term's mask is sliced with the band."""
     c, width = f.shape[1], xs.stop - xs.start
     step = max(1, ROWS_ELEMS // max(1, c * width))
-    total = None
+    total, every = None, slice(None)
     for y in range(ys.start, ys.stop, step):
-        s, n = term.stats(f[:, :, y:min(y + step, ys.stop), xs])
+        band = (every, every, slice(y, min(y + step, ys.stop)), xs)
+        s, n = term.crop(band).stats(f[band])
         total = (s, n) if total is None else (total[0] + s, total[1] + n)
-    return total if total is not None else term.stats(f[:, :, ys, xs])     # no core unit at this layer
+    core = (every, every, ys, xs)
+    return total if total is not None else term.crop(core).stats(f[core])     # no core unit at this layer
 
 
 def _pass_a(obj, img, tiles, grams, strides, layers):
@@ -138,7 +148,8 @@ def _tile_grad(obj, img, tile, kept, layers, net_terms, grams, strides, dstats, 
         ys, xs = _units(tile, strides[t.layer], f.shape)
         core = f[:, :, ys, xs]
         if i in grams:                  # per position from the global dG: on the whole crop, the halo then zeroed
-            g = _zero_outside(t.feature_grad(dstats[i], f), ys, xs) if with_grad else None
+            tc = _on_crop(t, tile, strides[t.layer], f.shape)
+            g = _zero_outside(tc.feature_grad(dstats[i], f), ys, xs) if with_grad else None
         else:                           # per position against the target's slice: this tile's share of the loss
             gy, gx = _global_units(tile, strides[t.layer], f.shape)
             value, d = t.crop((slice(None), slice(None), gy, gx)).loss(core)
