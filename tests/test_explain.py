@@ -276,3 +276,11 @@ def test_real_lookinside_takes_the_agreed_arguments():
         pytest.skip("vggnumpy/lookinside.py is not written yet")
     params = list(inspect.signature(lookinside.write_features).parameters)
     assert params[:5] == ["net", "named_images", "layers", "outdir", "log"]
+
+
+@pytest.mark.parametrize("arch, total", [("vgg16", "138,357,544"), ("vgg19", "143,667,240")])
+def test_the_whole_network_with_its_classifier_is_the_papers_count(main, capsys, arch, total):
+    """The VGG paper's Table 2: 138 M (D) and 144 M (E) parameters with the fully connected layers; here the
+    published exact counts of those networks (torchvision's vgg16 and vgg19 have 138,357,544 and 143,667,240)."""
+    assert main(["explain", "--arch", arch, "--size", "224"]) == 0
+    assert f"{total} in all" in " ".join(capsys.readouterr().out.split())

@@ -189,3 +189,20 @@ def test_bad_masks_are_refused_with_the_file_named(case, expect, tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 1 and expect in err and "Traceback" not in err, err
     assert not out.exists()
+
+
+def test_a_mask_is_read_from_luminance_or_from_its_opacity(tmp_path):
+    """Grey levels are weights; a mask painted on a transparent layer counts what is painted (its opacity), in
+    any colour; a mask of the image's proportions at another size is resized."""
+    grey = np.zeros((30, 40), np.uint8)
+    grey[:, :20] = 255
+    grey[:, 20:30] = 128
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    m = masks.load_mask(str(tmp_path / "g.png"), (30, 40))
+    assert m[0, 0] == pytest.approx(1) and m[0, 25] == pytest.approx(128 / 255, abs=1e-3) and m[0, 35] == 0
+    rgba = np.zeros((60, 80, 4), np.uint8)
+    rgba[..., 0] = 200                                    # red paint ...
+    rgba[:30, :, 3] = 255                                 # ... on the top half only
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    m = masks.load_mask(str(tmp_path / "a.png"), (30, 40))
+    assert m.shape == (30, 40) and (m[:15] == 1).all() and (m[15:] == 0).all()

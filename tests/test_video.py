@@ -182,3 +182,31 @@ def test_ctrl_c_keeps_the_finished_frames(pan, tmp_path):
     hashes = {video.frame_hash(str(frames / n)) for n in kept}
     assert len(hashes) == 1 and None not in hashes
     assert sorted(os.listdir(frames)) == kept
+
+
+def test_masks_paint_each_frame_by_region(tmp_path, weights):
+    """Spatial control through video: the masks (drawn at the frames' proportions) apply to every frame; the left
+    region of each frame takes the red painting's colour, the right the blue one's."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    os.mkdir(tmp_path / "in")
+    for k in range(3):                                    # a folder of 3 frames, a texture moving right
+        img = np.roll(rng.random((48, 64, 3)) * 0.3 + 0.4, 2 * k, axis=1)
+        images.save_image(str(tmp_path / "in" / f"in_{k + 1}.png"), img.astype(np.float32))
+    for name, rgb in (("red", (0.85, 0.2, 0.15)), ("blue", (0.1, 0.25, 0.85))):
+        style = np.clip(np.array(rgb) + 0.08 * rng.standard_normal((60, 80, 3)), 0, 1).astype(np.float32)
+        images.save_image(str(tmp_path / f"{name}.png"), style)
+    left = np.zeros((48, 64), np.uint8)
+    left[:, :32] = 255
+    Image.fromarray(left).save(tmp_path / "l.png")
+    Image.fromarray(255 - left).save(tmp_path / "r.png")
+    out = str(tmp_path / "out")
+    res = video.stylize_video(str(tmp_path / "in"), [str(tmp_path / "red.png"), str(tmp_path / "blue.png")], out,
+                              weights=weights, log=lambda m: None, masks=(str(tmp_path / "l.png"),
+                                                                            str(tmp_path / "r.png")),
+                              style_weight=50.0, **dict(FAST, iterations=30, frame_iterations=10))
+    assert len(res.frames) == 3
+    for f in res.frames:
+        a = images.load_image(f.path)
+        red = lambda b: float((b[..., 0] - b[..., 2]).mean())
+        assert red(a[:, :18]) > red(a[:, 30:]) + 0.2, f.path

@@ -197,7 +197,15 @@ def _notes(rows, t, width=110):
         "field: the receptive field, input pixels a unit sees along each side; stride: input pixels between "
         "neighbouring units; halo: pixels a unit reaches beyond its own stride cell (what a tile needs around it).",
     ]
+    if rows[-1].name == "pool5":
+        notes.append(f"The VGG paper's Table 2 counts the three fully connected layers too, left out here as style "
+                     f"transfer does not use them: fc6 {FC_PARAMS[0]:,}, fc7 {FC_PARAMS[1]:,}, fc8 {FC_PARAMS[2]:,}, "
+                     f"so {t['params'] + sum(FC_PARAMS):,} in all.")
     return [line for n in notes for line in textwrap.wrap(n, width, subsequent_indent="  ")]
+
+
+# VGG's classifier (Simonyan and Zisserman 2015): fc6 512*7*7 -> 4096, fc7 4096 -> 4096, fc8 4096 -> 1000, with biases
+FC_PARAMS = (512 * 7 * 7 * 4096 + 4096, 4096 * 4096 + 4096, 4096 * 1000 + 1000)
 
 
 def weights_lines(w):

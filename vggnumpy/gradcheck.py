@@ -186,7 +186,7 @@ def _network(rng):
 
 
 def _objective(rng):
-    """A whole Objective as tests/test_objective.py builds it: the paper's layers, two styles, TV; h = 1e-5."""
+    """A whole Objective as tests/test_objective.py builds it: the paper's layers, two styles, TV."""
     net = Network(_vgg19(), "avg")
     pattern = _recording(net)
     content, styles = rng.random((3, 18, 16)), [rng.random((3, 16, 16)), rng.random((3, 20, 17))]
@@ -205,8 +205,9 @@ def _objective(rng):
 # style losses, the network and the objective), up to rounding of order 1e-16 |f| / h: there a large step, 1e-3,
 # keeps the rounding far below the tolerance even for the smallest components. The style losses are of degree 4
 # in F: the difference's own error is h^2/6 times a third derivative, so they take 1e-5, with a 1e-5 tolerance.
-# The network and the objective are piecewise smooth (ReLU, max): a small step, and coordinates where a switch
-# falls within it are skipped (_recording).
+# The network and the objective are piecewise smooth (ReLU, max): coordinates where a switch falls within the
+# step are skipped (_recording). The objective's loss sums many terms, so its rounding is larger: 1e-5 left
+# components 1e-4 times smaller than the largest with relative errors of 4e-6; 1e-4 keeps them below 1e-7.
 CHECKS = {
     "content": Check(_content, 1e-3, 1e-6, "Gatys et al. 2015, eqs. (1)-(2)"),
     "gram": Check(_gram, 1e-3, 1e-6, "Gatys et al. 2015, eq. (3)"),
@@ -220,7 +221,7 @@ CHECKS = {
     "avgpool": Check(functools.partial(_pool, "avg"), 1e-3, 1e-6, "average-pooling layer"),
     "preprocess": Check(_preprocess, 1e-3, 1e-6, "input preprocessing"),
     "network": Check(_network, 1e-5, 1e-6, "conv1_1 .. pool1 of VGG-19 in float64"),
-    "objective": Check(_objective, 1e-5, 1e-6, "Gatys et al. 2015, eq. (7): the whole objective"),
+    "objective": Check(_objective, 1e-4, 1e-6, "Gatys et al. 2015, eq. (7): the whole objective"),
 }
 
 

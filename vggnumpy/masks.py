@@ -20,22 +20,34 @@ RULES = ("simple", "inside", "all")
 
 
 def load_mask(path, shape, what="mask"):
-    """A mask file -> (h, w) float32 in [0, 1] at `shape` (h, w): the image's luminance, white = 1.
+    """A mask file -> (h, w) float32 in [0, 1] at `shape` (h, w): the image's luminance (white = 1, black = 0,
+    grey between), or, for an image with transparent pixels, its opacity (what is painted is the region).
 
     Refuses a mask whose aspect ratio differs from the image it masks by more than 2%, and an empty one."""
     from .images import load_image
-    rgb = load_image(os.fspath(path), None, 1, what)                   # (H, W, 3), alpha laid over white
+    rgb = load_image(os.fspath(path), None, 1, what)                   # (H, W, 3); checks the file
     mh, mw = rgb.shape[:2]
     h, w = shape
     if abs(mw / mh - w / h) > 0.02 * (w / h):
         raise ImageError(f"{path}: {what} is {mw}x{mh}, but the image it masks is {w}x{h} (another aspect ratio); "
                          f"draw the mask over that image at its size or proportions")
-    grey = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)   # (H, W) BT.601 luminance
+    alpha = _opacity(os.fspath(path))
+    grey = alpha if alpha is not None else rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)   # (H, W)
     m = resize_mask(grey, h, w)
     if float(m.max()) <= 1e-3:
         raise ImageError(f"{path}: {what} is empty (no pixel is lighter than black), so its region is empty; "
                          f"paint the region white")
     return m
+
+
+def _opacity(path):
+    """(H, W) float32 opacity in [0, 1] of an image with some transparent pixels, else None."""
+    from PIL import Image, ImageOps
+    with Image.open(path) as im:
+        if "A" not in im.getbands() and "transparency" not in im.info:
+            return None
+        a = np.asarray(ImageOps.exif_transpose(im).convert("RGBA"), dtype=np.float32)[:, :, 3] / 255.0
+    return a if a.min() < 1 else None
 
 
 def resize_mask(m, h, w):
