@@ -150,13 +150,15 @@ def check_job(job):
             raise config.OptionError(str(e)) from None
 
 
-def _network(w, o, xp):
-    """The network on the compute device, the layers with their weights, and the smallest input it takes."""
+def _network(w, o, xp, threads=None):
+    """The network on the compute device, the layers with their weights, and the smallest input it takes.
+
+    threads: the NumPy kernels' threads (None: $VGGNUMPY_THREADS or the usable cores; see kernels/engine.py)."""
     kernels = None
     if xp is not np:
         from .gpu import kernels as gpu_kernels
         kernels = gpu_kernels.KERNELS
-    net = Network(w, o.pooling, kernels=kernels)
+    net = Network(w, o.pooling, kernels=kernels, threads=threads if kernels is None else None)
     defaults = archmod.DEFAULT_LAYERS.get(w.arch, archmod.DEFAULT_LAYERS["vgg19"])   # the weights' arch decides
     content_layers = list(o.content_layers or defaults["content"])
     style_layers = list(o.style_layers or defaults["style"])
@@ -330,11 +332,12 @@ def _metadata(w, o):
     return meta
 
 
-def run(job, weights=None, log=None, on_step=None, stop=None, frame=None):
+def run(job, weights=None, log=None, on_step=None, stop=None, frame=None, threads=None):
     """Run one checked config.Job (weights: loaded Weights, else job.options.weights or the default chain).
 
     frame (video.py): an object with `start`, the (H, W, 3) image the first scale starts from instead of --init,
     and `terms((h, w), xp)`, more loss terms for a scale of that size (the temporal terms of a video frame).
+    threads: the NumPy kernels' threads (batch.py gives each Dask worker its share of the cores).
     """
     log, start = log or _stderr, time.perf_counter()
     check_job(job)
@@ -344,7 +347,7 @@ def run(job, weights=None, log=None, on_step=None, stop=None, frame=None):
     if not w.trained:
         warnings.warn("running an UNTRAINED network (random weights); see 'vggnumpy weights download'",
                       UntrainedWeightsWarning, stacklevel=3)
-    net, cw, sw, min_side = _network(w, o, xp)
+    net, cw, sw, min_side = _network(w, o, xp, threads)
     content, styles, init = read_inputs(job, o, min_side)
     control, target, styles = read_control(o, content, styles)
     mplan = memory_plan(w.arch, net, cw, sw, o, content.shape[:2], [s.shape[:2] for s in styles], xp, log)

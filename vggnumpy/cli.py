@@ -168,7 +168,8 @@ def build_parser():
     add_style_options(v, config.VideoOptions)
     add_style_options(v)
     v.set_defaults(func=cmd_video)
-    from . import explain_cli, weights_cli
+    from . import batch_cli, explain_cli, weights_cli
+    batch_cli.add_parser(sub)
     weights_cli.add_parser(sub)
     explain_cli.add_parser(sub)
     return p

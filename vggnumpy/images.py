@@ -129,6 +129,16 @@ def save_image(path, arr, metadata=None):
         im.save(tmp, format=fmt, **kwargs)
 
 
+def settings_of(path):
+    """The settings hash a PNG of ours was written with (its vggnumpy:settings text), else None."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return getattr(im, "text", {}).get("vggnumpy:settings")
+    except (OSError, ValueError):
+        return None
+
+
 def save_gif(path, frames, duration_ms=120):
     """An animated GIF of (H, W, 3) frames, written atomically."""
     from PIL import Image

@@ -84,12 +84,7 @@ def settings_hash(source, styles, o, v, weights, wh):
 
 def frame_hash(path):
     """The settings hash a frame PNG was made with, or None (not a PNG of ours)."""
-    from PIL import Image
-    try:
-        with Image.open(path) as im:
-            return getattr(im, "text", {}).get("vggnumpy:settings")
-    except (OSError, ValueError):
-        return None
+    return images.settings_of(path)
 
 
 NOT_FOR_VIDEO = ("gif", "save_every", "trace", "plot")
