@@ -194,3 +194,46 @@ def test_without_dask_the_jobs_run_here_and_it_says_how_to_install(wfile, tmp_pa
     err = capsys.readouterr().err
     assert code == 0 and "pip install 'vggnumpy[dist]'" in err and "one after another" in err
     assert _records(str(tmp_path / "out"))["ran_on"].startswith("sequential")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["--sequential", "--workers=2"])
+def test_ctrl_c_cancels_the_rest_keeps_the_finished_and_exits_130(wfile, tmp_path, where):
+    """SIGINT to the whole process group, as a terminal sends it: exit 130, one line, no traceback (the
+    LocalCluster's workers ignore it; the client cancels), the finished outputs kept, the rest recorded."""
+    import glob
+    import signal
+    import subprocess
+    import sys
+    import time
+    if where != "--sequential":
+        pytest.importorskip("distributed")
+    out = str(tmp_path / "out")
+    c = [shared_image("content", "tubingen.jpg"), shared_image("content", "golden_gate.jpg")]
+    s = [shared_image("style", "starry_night.jpg"), shared_image("style", "the_scream.jpg")]
+    cmd = [sys.executable, "-m", "vggnumpy", "batch", "--contents", *c, "--styles", *s, "-s", "64", "-n", "60",
+           "--scales", "1", "--weights", wfile, "-o", out, "--no-progress", where]
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    t0 = time.time()
+    while not glob.glob(os.path.join(out, "*__*.png")) and time.time() - t0 < 120 and p.poll() is None:
+        time.sleep(0.1)
+    os.killpg(p.pid, signal.SIGINT)
+    err = p.communicate(timeout=120)[1]
+    assert p.returncode == 130 and "Traceback" not in err, err
+    statuses = [r["status"] for r in _records(out)["jobs"]]
+    assert "cancelled" in statuses and statuses.count("done") == len(_pixels(out)) >= 1
+
+
+def test_gpu_jobs_go_to_a_worker_even_when_none_declares_a_gpu(wfile, tmp_path, monkeypatch):
+    """--device gpu jobs on the GPU path (tests/fakecupy.py: CuPy on the host) through Dask: with no worker
+    declaring resources GPU=1 they are not left waiting; it says so, and they run."""
+    pytest.importorskip("distributed")
+    import fakecupy
+    fakecupy.install(monkeypatch)
+    jobs = batch.grid([shared_image("content", "tubingen.jpg")], [(shared_image("style", "starry_night.jpg"),)], {},
+                      dict(FAST, weights=wfile, device="gpu"))
+    lines = []
+    entries, summary = batch_run.run_batch(jobs, str(tmp_path / "out"), workers=1, processes=False, log=lines.append,
+                                           progress=False, sheet=False)
+    assert summary["done"] == 1 and any("no worker declares a GPU" in l for l in lines)
+    assert fakecupy.launches["add_bias_relu"] > 0

@@ -128,7 +128,7 @@ def run_dask(entries, client, log, stop, on_done):
     """The tasks sent to Dask (retried once there); results collected as they finish; Ctrl-C cancels the rest."""
     from . import cluster
     gpu = [e.job.options.device == "gpu" for e in entries]
-    futures = dict(zip(cluster.submit(client, [e.task for e in entries], gpu), entries))
+    futures = dict(zip(cluster.submit(client, [e.task for e in entries], gpu, log), entries))
     pending = list(futures)
     while pending:
         if stop():

@@ -35,6 +35,24 @@ def weights_plugin():
     return WeightsPlugin()
 
 
+def local_worker_plugin():
+    """A WorkerPlugin for our own LocalCluster's worker processes: they ignore SIGINT. A Ctrl-C in the terminal
+    reaches the whole process group; the client alone handles it (cancels the rest and closes the cluster), so
+    the workers do not die printing tracebacks. Workers started by hand never get it."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class IgnoreInterrupt(WorkerPlugin):
+        name = "vggnumpy-local-worker"
+
+        def setup(self, worker):
+            import signal
+            import threading
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return IgnoreInterrupt()
+
+
 def connect(scheduler=None, workers=None, processes=True, log=print):
     """(client, cluster or None): the scheduler at `scheduler`, else a LocalCluster of `workers` single-threaded
     worker processes (default one per core), each with its share of the cores for NumPy and BLAS."""
@@ -54,17 +72,25 @@ def connect(scheduler=None, workers=None, processes=True, log=print):
         kwargs["env"] = env
     cluster = LocalCluster(**kwargs)
     client = Client(cluster)
+    if processes:
+        client.register_plugin(local_worker_plugin())
     log(f"vggnumpy batch: LocalCluster of {n} worker{'s' if n > 1 else ''} x 1 thread ({share} core"
         f"{'s' if share != '1' else ''} each for NumPy), dashboard {client.dashboard_link}")
     return client, cluster
 
 
-def submit(client, tasks, gpu):
-    """One future per task (retried once on failure); gpu[i]: the task needs a worker with resources GPU=1."""
+def submit(client, tasks, gpu, log=print):
+    """One future per task (retried once on failure); gpu[i]: the task asks for a worker with resources GPU=1.
+    When no worker declares a GPU, such tasks go to any worker (which then uses its GPU or says it has none),
+    rather than wait for ever."""
     from .batch import run_task
     client.register_plugin(weights_plugin())
-    return [client.submit(run_task, t, key=t.key, retries=1, pure=False, resources={"GPU": 1} if g else None)
-            for t, g in zip(tasks, gpu)]
+    have = any(w.get("resources", {}).get("GPU") for w in client.scheduler_info()["workers"].values())
+    if any(gpu) and not have:
+        log("vggnumpy batch: no worker declares a GPU (dask worker ... --resources GPU=1); the --device gpu jobs "
+            "go to any worker")
+    return [client.submit(run_task, t, key=t.key, retries=1, pure=False,
+                          resources={"GPU": 1} if g and have else None) for t, g in zip(tasks, gpu)]
 
 
 def wait_some(futures, timeout=0.5):
