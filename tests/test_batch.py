@@ -237,3 +237,20 @@ def test_gpu_jobs_go_to_a_worker_even_when_none_declares_a_gpu(wfile, tmp_path, 
                                            progress=False, sheet=False)
     assert summary["done"] == 1 and any("no worker declares a GPU" in l for l in lines)
     assert fakecupy.launches["add_bias_relu"] > 0
+
+
+def test_the_command_lines_lists_make_the_grid(tmp_path):
+    """--style-weight 2,5 and --pooling max,avg multiply; A+B is a blend; a single value stays fixed; paths are
+    kept absolute, so DIR/jobs.json can be run from anywhere."""
+    from vggnumpy import batch_cli
+    from vggnumpy.cli import build_parser
+    c, s1, s2 = (shared_image("content", "tubingen.jpg"), shared_image("style", "starry_night.jpg"),
+                 shared_image("style", "the_scream.jpg"))
+    args = build_parser().parse_args(["batch", "--contents", os.path.relpath(c), "--styles", s1, f"{s1}+{s2}",
+                                      "--style-weight", "2,5", "--pooling", "max,avg", "-s", "64", "-o", "x"])
+    jobs = batch_cli.jobs_of(args)
+    assert len(jobs) == 8 and {j.options.size for j in jobs} == {64}
+    assert {(j.options.style_weight, j.options.pooling) for j in jobs} == {(2.0, "max"), (2.0, "avg"), (5.0, "max"),
+                                                                          (5.0, "avg")}
+    assert jobs[4].styles == (s1, s2) and all(os.path.isabs(j.content) for j in jobs)
+    assert batch_run.varied_options(jobs) == ["style_weight", "pooling"]
