@@ -53,7 +53,7 @@ def main(argv=None):
     n = len(recs)
     task = max(r["sent_bytes"]["task"] for r in recs)
     files = max(r["sent_bytes"]["files"] for r in recs)
-    print(f"\n| run | jobs | seconds | jobs per minute |\n|---|---|---|---|")
+    print("\n| run | jobs | seconds | jobs per minute |\n|---|---|---|---|")
     print(f"| one after another (this process, all cores) | {n} | {t_seq:.1f} | {60 * n / t_seq:.2f} |")
     print(f"| LocalCluster, {args.workers} workers x 1 thread | {n} | {t_par:.1f} | {60 * n / t_par:.2f} |")
     print(f"\nthroughput ratio {t_seq / t_par:.2f}x; outputs byte-identical: {same}; per task sent: "

@@ -1,12 +1,11 @@
 """Spatial control: guides on each layer's grid, guided Gram terms, tiles and masks, and the masks' bad inputs."""
-import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import fd_grad, rel_error, shared_image
-from vggnumpy import arch as archmod, masks, terms, tiling
+from vggnumpy import arch as archmod, masks, tiling
 from vggnumpy.cli import main
 from vggnumpy.network import Network
 from vggnumpy.objective import EmptyRegion, Objective, gram_targets

@@ -81,7 +81,6 @@ def load_image(path, size=None, min_side=1, what="image"):
 
 def resize(arr, size):
     """(H, W, 3) -> longest side `size`, Lanczos, per channel in float so nothing is quantised."""
-    from PIL import Image
     h, w = arr.shape[:2]
     scale = size / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))

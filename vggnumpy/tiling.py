@@ -18,8 +18,6 @@ evaluation of its crop costs.
 """
 from dataclasses import dataclass
 
-import numpy as np
-
 from . import arch as archmod, terms
 from .backend import xp_of
 from .objective import preprocess_backward, preprocess_forward
