@@ -52,3 +52,15 @@ def rel_error(num, ana):
     num, ana = np.asarray(num, dtype=np.float64), np.asarray(ana, dtype=np.float64)
     floor = 1e-7 * max(np.abs(num).max(), np.abs(ana).max(), 1e-30)
     return float(np.max(np.abs(num - ana) / np.maximum(np.abs(num) + np.abs(ana), floor)))
+
+
+def assert_tiled_equals_untiled(obj, x, tiles):
+    """tiling.evaluate against obj.evaluate (float64): loss and gradient to 1e-10 relative, every term's part."""
+    from vggnumpy import tiling
+    loss, grad, parts = obj.evaluate(x)
+    assert len(tiles) >= 4
+    tl, tg, tp = tiling.evaluate(obj, x, tiles)
+    assert abs(tl - loss) <= 1e-10 * abs(loss)
+    assert np.abs(tg - grad).max() <= 1e-10 * np.abs(grad).max()
+    for name in parts:
+        assert tp[name] == pytest.approx(parts[name], rel=1e-10, abs=1e-14)

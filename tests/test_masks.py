@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import fd_grad, rel_error, shared_image
+from conftest import assert_tiled_equals_untiled, fd_grad, rel_error, shared_image
 from vggnumpy import arch as archmod, masks, tiling
 from vggnumpy.cli import main
 from vggnumpy.network import Network
@@ -80,14 +80,7 @@ def test_tiled_guided_grams_equal_untiled_in_float64(rng):
     """Each tile reads its slice of each guide (and of a style-image mask's target): value and gradient to 1e-10
     relative, every term."""
     obj, x = _masked_objective(rng, size=(80, 100))
-    loss, grad, parts = obj.evaluate(x)
-    tiles = tiling.plan(80, 100, 32, "vgg19", ["relu4_2"] + STYLE)
-    assert len(tiles) >= 4
-    tl, tg, tp = tiling.evaluate(obj, x, tiles)
-    assert abs(tl - loss) <= 1e-10 * abs(loss)
-    assert np.abs(tg - grad).max() <= 1e-10 * np.abs(grad).max()
-    for name in parts:
-        assert tp[name] == pytest.approx(parts[name], rel=1e-10, abs=1e-14)
+    assert_tiled_equals_untiled(obj, x, tiling.plan(80, 100, 32, "vgg19", ["relu4_2"] + STYLE))
 
 
 def test_guided_objective_gradient_matches_finite_differences(rng):

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import shared_image
+from conftest import assert_tiled_equals_untiled, shared_image
 from vggnumpy import arch as archmod, terms, tiling
 from vggnumpy.network import Network
 from vggnumpy.objective import Objective
@@ -48,14 +48,7 @@ def test_tiled_equals_untiled_in_float64(arch, size, tile, rng):
     """Value and gradient to 1e-10 relative, with two blended styles, content, TV and a video's temporal term."""
     obj, x, layers = _objective(arch, np.float64, size, rng)
     obj.terms.append(terms.TemporalTerm(30.0, rng.random((1, 3) + size), (rng.random(size) > 0.2).astype(float)))
-    loss, grad, parts = obj.evaluate(x)
-    tiles = tiling.plan(*size, tile, arch, layers)
-    assert len(tiles) >= 4
-    tl, tg, tp = tiling.evaluate(obj, x, tiles)
-    assert abs(tl - loss) <= 1e-10 * abs(loss)
-    assert np.abs(tg - grad).max() <= 1e-10 * np.abs(grad).max()
-    for name in parts:
-        assert tp[name] == pytest.approx(parts[name], rel=1e-10, abs=1e-14)
+    assert_tiled_equals_untiled(obj, x, tiling.plan(*size, tile, arch, layers))
 
 
 def test_tiled_equals_untiled_in_float32_and_through_the_objective(rng):

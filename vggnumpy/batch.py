@@ -125,18 +125,19 @@ def output_names(jobs, varied):
             name = os.path.basename(job.output)
         else:
             parts = [_slug(stem(job.content)), _slug("+".join(stem(s) for s in job.styles))]
-            parts += [_slug(f"{n.replace('_', '-')}={_text(getattr(job.options, n))}") for n in varied]
+            parts += [_slug(f"{n.replace('_', '-')}={value_text(getattr(job.options, n))}") for n in varied]
             name = "__".join(parts) + ".png"
         seen[name] = seen.get(name, 0) + 1
         names.append(name if seen[name] == 1 else f"{os.path.splitext(name)[0]}__{seen[name]}.png")
     return names
 
 
-def _text(v):
+def value_text(v):
+    """An option's value as a file name or a label says it: 5 for 5.0, a list joined by commas."""
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, (tuple, list)):
-        return ",".join(map(_text, v))
+        return ",".join(map(value_text, v))
     return str(v)
 
 

@@ -104,7 +104,7 @@ def write_records(outdir, entries, summary):
             json.dump(dict(software="vggnumpy batch", **summary, jobs=[e.record for e in entries]), f, indent=1)
 
 
-def run_here(entries, log, stop, bar, on_done):
+def run_here(entries, stop, on_done):
     """Each task in turn in this process, retried once; the weights loaded once for all of them."""
     cache = batch.WeightsCache()
     for e in entries:
@@ -179,7 +179,7 @@ def run_batch(jobs, outdir, scheduler=None, workers=None, sequential=False, proc
 
     try:
         if client is None:
-            run_here(todo, log, stop, bar, on_done)
+            run_here(todo, stop, on_done)
         else:
             run_dask(todo, client, log, stop, on_done)
     finally:
@@ -229,7 +229,7 @@ def draw_sheet(entries, varied, path):
             rows.append((stem(e.job.content), e.job.content))
         if col_key not in [c[2] for c in cols]:
             label = "+".join(stem(s) for s in e.job.styles)
-            label += "".join(f", {n.replace('_', ' ')} {batch._text(getattr(e.job.options, n))}" for n in varied)
+            label += "".join(f", {n.replace('_', ' ')} {batch.value_text(getattr(e.job.options, n))}" for n in varied)
             cols.append((label, list(e.job.styles), col_key))
         r = [x[1] for x in rows].index(e.job.content)
         c = [x[2] for x in cols].index(col_key)
