@@ -13,7 +13,7 @@ from . import arch as archmod, config, images, listeners as L, optim, schedule a
 from .backend import get_xp, to_numpy
 from .network import Network
 from .objective import Objective
-from .paths import check_outputs
+from .paths import InputError, check_input, check_outputs
 from .weights import random_weights
 
 
@@ -132,11 +132,11 @@ def check_job(job):
     inputs = _paths(("content image", job.content), *[("style image", s) for s in job.styles],
                     ("init image", o.init_image), ("weights file", o.weights),
                     *[("mask", m) for m in o.masks or ()], *[("style image mask", m) for m in o.style_masks or ()])
-    for what, path in inputs:                            # before any download is tried
-        if not os.path.exists(path):
-            raise images.ImageError(f"{path}: {what} file not found; check the path")
-        if os.path.isdir(path):
-            raise images.ImageError(f"{path}: {what} is a folder, not a file")
+    for what, path in inputs:                            # before any download is tried, or any file is opened
+        try:
+            check_input(what, path)
+        except InputError as e:
+            raise images.ImageError(str(e)) from None
     outputs = _paths(("output", job.output), ("GIF", o.gif), ("trace", o.trace), ("plot", o.plot))
     if job.output is not None:
         images.check_output_path(job.output)
@@ -207,6 +207,8 @@ def memory_plan(arch, net, cw, sw, o, shape, style_shapes, xp, log):
 
 def _as_image(src, size, min_side, what):
     if isinstance(src, np.ndarray):
+        if not np.isfinite(src).all():
+            raise images.ImageError(f"{what}: the array holds NaN or infinite values; give values from 0 to 1")
         arr = np.clip(np.asarray(src, dtype=np.float32), 0, 1)
         if arr.ndim == 2:
             arr = np.repeat(arr[:, :, None], 3, axis=2)
@@ -306,6 +308,9 @@ def _run_scale(r, o, scale, obj, x0, xp, ls, best, stop):
     on_host = o.optimizer == "lbfgs"                     # scipy takes host arrays; the others stay on the device
 
     def fun(flat):
+        reason = stop() if stop is not None else ""
+        if reason:                                       # a line search may take several evaluations: stop sooner
+            raise _Stopped(reason)
         loss, g, parts = obj.evaluate(xp.asarray(flat).reshape(shape))
         return loss, (to_numpy(g) if on_host else g).ravel(), parts
 
@@ -319,9 +324,19 @@ def _run_scale(r, o, scale, obj, x0, xp, ls, best, stop):
             reason = stop() if stop is not None else ""
             if reason:
                 return reason
+    except _Stopped as e:
+        return e.reason
     finally:
         gen.close()
     return ""
+
+
+class _Stopped(Exception):
+    """Raised by an evaluation asked for after stop() gave a reason; ends the scale's optimiser."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _metadata(w, o):

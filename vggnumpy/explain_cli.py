@@ -36,8 +36,9 @@ def _log(msg):
 def _load_weights(path):
     """The --weights file, or FileNotFoundError naming the option."""
     from . import weights as wmod
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise FileNotFoundError(f"--weights {path}: no such file; 'vggnumpy weights list' shows what is cached")
+    wmod.check_regular(path, "--weights file")
     return wmod.load(path)
 
 
@@ -58,6 +59,12 @@ def _check_options(args):
         raise ValueError("-o DIR is where --features writes; give --features IMAGE [IMAGE ...] too, or leave out -o")
     if args.style_layers is not None and not args.features:
         raise ValueError("--style-layers chooses the layers --features shows; give --features too")
+    from .paths import OutputError, check_input
+    if args.outdir and os.path.lexists(args.outdir) and not os.path.isdir(args.outdir):
+        raise OutputError(f"-o {args.outdir}: is a file, not a folder; give a folder for --features (made when "
+                          f"missing)")
+    for path in args.features or ():
+        check_input("--features image", path)           # before any weights are looked for
 
 
 def cmd_explain(args):
@@ -104,11 +111,12 @@ def _labels(paths):
 def _features(args, weights, size):
     """Write the --features pictures with lookinside.write_features; the paths written."""
     from . import images, lookinside
+    from .paths import make_folder
     from .network import Network
     arch = weights.arch
     layers = _style_layers(args.style_layers, arch)
     min_side = archmod.min_input_size(arch, layers)
     named = [(label, images.load_image(path, size, min_side, "--features image"))
              for label, path in zip(_labels(args.features), args.features)]      # (H, W, 3) float32 RGB in [0, 1]
-    os.makedirs(args.outdir, exist_ok=True)
+    make_folder(args.outdir, "-o folder for --features")
     return lookinside.write_features(Network(weights, pooling=args.pooling), named, layers, args.outdir, _log)

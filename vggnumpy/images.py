@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 
-from .paths import atomic_write, check_writable
+from .paths import InputError, atomic_write, check_input, check_writable
 
 WRITABLE = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 MAX_INPUT_PIXELS = 150_000_000      # 1.8 GB as float32 RGB; a 12000x12000 image declared in a 40 KB PNG is refused
@@ -12,6 +12,10 @@ MAX_INPUT_PIXELS = 150_000_000      # 1.8 GB as float32 RGB; a 12000x12000 image
 
 class ImageError(ValueError):
     """An image that cannot be used; the message names the file, the problem and what to do."""
+
+
+class NotFinite(ValueError):
+    """A floating-point image holding NaN or infinite values."""
 
 
 def _to_rgb_array(im):
@@ -24,6 +28,8 @@ def _to_rgb_array(im):
         return np.repeat(a[:, :, None], 3, axis=2)
     if im.mode == "F":
         a = np.asarray(im, dtype=np.float32)
+        if not np.isfinite(a).all():
+            raise NotFinite()
         a = np.clip(a / (a.max() if a.max() > 1 else 1.0), 0, 1)
         return np.repeat(a[:, :, None], 3, axis=2)
     if im.mode == "P" and "transparency" in im.info:
@@ -48,10 +54,10 @@ def load_image(path, size=None, min_side=1, what="image"):
     Returns (H, W, 3) float32 RGB in [0, 1]. Raises ImageError naming the file on any problem.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
-    if not os.path.exists(path):
-        raise ImageError(f"{path}: {what} file not found; check the path")
-    if os.path.isdir(path):
-        raise ImageError(f"{path}: {what} is a folder, not an image file")
+    try:
+        check_input(what, path)                 # a named pipe would block open() for ever
+    except InputError as e:
+        raise ImageError(str(e)) from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)    # our own limit is checked below
@@ -63,6 +69,9 @@ def load_image(path, size=None, min_side=1, what="image"):
     except Image.DecompressionBombError:
         raise ImageError(f"{path}: {what} declares more than {MAX_INPUT_PIXELS:,} pixels (a decompression bomb, or "
                          f"a picture too large to read); shrink it first") from None
+    except NotFinite:
+        raise ImageError(f"{path}: {what} holds NaN or infinite values (a floating-point image); save it with finite "
+                         f"values from 0 to 1, e.g. as an 8-bit PNG") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: {what} is not an image Pillow can read; give a PNG, JPEG or other image file") from None
     except (OSError, ValueError, SyntaxError) as e:

@@ -7,8 +7,28 @@ import tempfile
 
 
 def cache_dir():
-    """Where downloaded and converted weights live: $VGGNUMPY_CACHE, else ~/.cache/vggnumpy."""
-    return os.environ.get("VGGNUMPY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "vggnumpy")
+    """Where downloaded and converted weights live: $VGGNUMPY_CACHE, else ~/.cache/vggnumpy. OutputError when
+    $VGGNUMPY_CACHE names something that is not a folder."""
+    env = os.environ.get("VGGNUMPY_CACHE")
+    if env and os.path.exists(env) and not os.path.isdir(env):
+        raise OutputError(f"VGGNUMPY_CACHE={env}: names a file, not a folder; set VGGNUMPY_CACHE to a folder (it is "
+                          f"made when missing) or unset it to use ~/.cache/vggnumpy")
+    return env or os.path.join(os.path.expanduser("~"), ".cache", "vggnumpy")
+
+
+def make_folder(folder, what):
+    """Create `folder` and its parents unless it exists; OutputError naming it when a file is in the way or it
+    cannot be made. Returns folder."""
+    if os.path.isdir(folder):
+        return folder
+    if os.path.lexists(folder):
+        raise OutputError(f"{folder}: the {what} is a file, not a folder; move the file or choose another folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{folder}: the {what} cannot be made ({e.strerror or e}); choose a folder you can "
+                          f"write to") from None
+    return folder
 
 
 def offline():
@@ -51,15 +71,37 @@ def atomic_write(path, suffix=".part"):
     interrupted write leaves neither a partial output nor a stray temporary file.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".vggnumpy-", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".vggnumpy-", dir=folder)
+    except OSError as e:
+        raise _write_error(path, e) from None
     os.close(fd)
     try:
-        yield tmp
-        os.chmod(tmp, open_mode(path))
-        os.replace(tmp, path)
+        try:
+            yield tmp
+            os.chmod(tmp, open_mode(path))
+            os.replace(tmp, path)
+        except OSError as e:
+            raise _write_error(path, e) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _write_error(path, e):
+    """OutputError naming the file an OSError stopped us writing, and what to do."""
+    import errno
+    if isinstance(e, OutputError):
+        return e
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        todo = "no space is left on the device (or the quota is used up); free some space or write elsewhere"
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        todo = "permission denied; choose a folder you can write to"
+    elif e.errno == errno.EISDIR:
+        todo = "a folder of that name is in the way; give a file name"
+    else:
+        todo = f"{e.strerror or e}; check the folder"
+    return OutputError(f"{path}: cannot be written: {todo} (nothing was written)")
 
 
 class OutputError(ValueError):
@@ -120,3 +162,30 @@ def check_outputs(outputs, inputs, frames=None):
             if is_frame(path, output, every, total):
                 raise OutputError(f"{path}: a frame written every {every} iterations beside {output} would overwrite "
                                   f"the {what}; choose another output name or --save-every")
+
+
+class InputError(ValueError):
+    """An input path that cannot be read: missing, a folder, or not a regular file; the message names it."""
+
+
+def check_input(what, path, folder=False):
+    """Refuse, before it is opened, an input that is missing or not a regular file (a named pipe, a device, a
+    socket: open() on a FIFO blocks for ever), or, with folder=True, not a folder. Links are followed. Raises
+    InputError naming the file and what to do."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: {what} {'folder' if folder else 'file'} not found; check the path") from None
+    except OSError as e:
+        raise InputError(f"{path}: {what} cannot be read ({e.strerror or e}); check the path") from None
+    if folder:
+        if not stat.S_ISDIR(st.st_mode):
+            raise InputError(f"{path}: {what} is not a folder; give a folder")
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{path}: {what} is a folder, not a file; give a file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                or stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise InputError(f"{path}: {what} is {kind}, not a regular file; vggnumpy reads only regular files: save "
+                         f"the data to a file and give its name")

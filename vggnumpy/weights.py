@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import arch as archmod
-from .paths import atomic_write
+from .paths import InputError, atomic_write, check_input, check_writable
 
 FORMAT = "vggnumpy-weights"
 FORMAT_VERSION = 1
@@ -43,6 +43,14 @@ class Weights:
                     mean=tuple(self.mean), std=tuple(self.std))
 
 
+def check_regular(path, what="weights file"):
+    """WeightsError, before the file is opened, when `path` is a folder, a named pipe, a device or a socket."""
+    try:
+        check_input(what, path)
+    except InputError as e:
+        raise WeightsError(str(e)) from None
+
+
 def sha256_file(path, chunk=1 << 20):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -73,8 +81,7 @@ def save(weights, path):
     """Write weights to our HDF5 schema atomically (temporary file in the same folder, then rename)."""
     import h5py
     check_params(weights.arch, weights.params, path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    check_writable("weights file", path)                 # its folder must exist: none is made here
     with atomic_write(path, suffix=".h5.part") as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
@@ -119,6 +126,7 @@ def load(path):
     import h5py
     if not os.path.exists(path):
         raise WeightsError(f"{path}: no such weights file; run 'vggnumpy weights list' to see what is cached")
+    check_regular(path)
     try:
         f = h5py.File(path, "r")
     except OSError as e:

@@ -61,14 +61,14 @@ def cmd_download(args):
 
 def cmd_convert(args):
     from .convert import convert_file
-    from .paths import cache_dir, check_outputs, same_file
+    from .paths import cache_dir, check_outputs, make_folder, same_file
     out = args.output
     if out is None:
         stem = os.path.splitext(os.path.basename(args.file))[0]
         out = os.path.join(cache_dir(), f"{stem}.h5")
         if same_file(out, args.file):
             out = os.path.join(cache_dir(), f"{stem}-vggnumpy.h5")
-        os.makedirs(cache_dir(), exist_ok=True)
+        make_folder(cache_dir(), "cache folder (VGGNUMPY_CACHE)")
     check_outputs([("converted weights", out)], [("file to convert", args.file)])    # before the work
     w = convert_file(args.file, arch=args.arch, convention=args.convention)
     wmod.save(w, out)
@@ -123,8 +123,17 @@ def cmd_list(args):
 
 
 def cmd_random(args):
-    from .paths import cache_dir
-    out = args.output or os.path.join(cache_dir(), f"random-{args.arch}-seed{args.seed}.h5")
+    from . import arch as archmod
+    from .paths import cache_dir, check_writable, make_folder
+    if not 0 <= args.seed <= 2 ** 32 - 1:
+        raise ValueError(f"--seed {args.seed}: must be from 0 to {2 ** 32 - 1}")
+    archmod.get_table(args.arch)                                     # an unknown --arch, before any file
+    if args.output is None:
+        out = os.path.join(make_folder(cache_dir(), "cache folder (VGGNUMPY_CACHE)"),
+                           f"random-{args.arch}-seed{args.seed}.h5")
+    else:
+        out = args.output
+        check_writable("weights file (-o)", out)            # a missing folder is refused, not made
     w = wmod.random_weights(args.arch, args.seed)
     wmod.save(w, out)
     print(f"wrote {out}: {w.description}")

@@ -1,7 +1,5 @@
 """Convert any public VGG/NIN release to vggnumpy's Weights: detect(path) by content, convert_file(path)."""
-import os
-
-from ..weights import WeightsError
+from ..weights import WeightsError, check_regular
 
 HDF5 = b"\x89HDF\r\n\x1a\n"
 FORMATS = {
@@ -24,8 +22,7 @@ def _unknown(path, head, why=""):
 def detect(path):
     """The format of a file from its bytes (never its name): one of FORMATS' keys; WeightsError otherwise."""
     from . import torchpth
-    if not os.path.isfile(path):
-        raise WeightsError(f"{path}: no such file")
+    check_regular(path, "file to read weights from")
     with open(path, "rb") as f:
         head = f.read(1024)
     if not head:
