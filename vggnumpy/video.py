@@ -10,10 +10,17 @@ For frame i after the first:
   only, for --frame-iterations.
 With --temporal-weight 0 each frame is styled on its own from --init, as the first one is (independent frames).
 
+A frame i with no earlier frame at any distance of --temporal-frames (i < the smallest j) is styled as the first one
+is, from --init with the whole schedule.
+
 Frames are written one by one as numbered PNGs (into the output folder, or a work folder beside a video output,
-which becomes the video at the end). Each PNG carries a hash of the settings: a rerun of the same command skips the
-frames already made, so an interrupted run loses at most the frame in progress. The outputs that warping reads are
-those PNGs, so a resumed run makes the same frames as an uninterrupted one.
+which becomes the video at the end). Each PNG carries a hash of the settings and of the bytes of every input file
+(the video or each frame file, the style images, the masks, the init image): a rerun of the same command skips the
+frames already made, so an interrupted run loses at most the frame in progress, and remakes them all when an input
+changed on disk. The outputs that warping reads are those PNGs, so a resumed run makes the same frames as an
+uninterrupted one.
+
+Every input is checked before the first frame, and the output folder is made only once all checks passed.
 """
 import dataclasses
 import hashlib
@@ -72,13 +79,40 @@ def frame_size(width, height, size):
     return videoio.even_size(max(2, round(width * scale)), max(2, round(height * scale)))
 
 
-def settings_hash(source, styles, o, v, weights, wh):
-    """A hash of everything that decides the frames' pixels (not --frames, --fps or the progress options)."""
+def file_digest(path, chunk=1 << 20):
+    """The sha256 of a file's bytes, read in chunks of `chunk` bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _digest(item):
+    """The sha256 of an input: a file's bytes, or an array's shape, dtype and bytes."""
+    if isinstance(item, np.ndarray):
+        a = np.ascontiguousarray(item)
+        return hashlib.sha256(f"{a.shape} {a.dtype}".encode() + a.tobytes()).hexdigest()
+    return file_digest(os.fspath(item))
+
+
+def settings_hash(source, styles, o, v, weights, wh, frame_files=None):
+    """A hash of everything that decides the frames' pixels (not --frames, --fps or the progress options): the
+    options, the inputs' names and the bytes of every input file (the video, or each frame file of a folder:
+    frame_files, else the folder's numbered images; the style images, masks, style masks and init image)."""
+    source = os.fspath(source)
+    if frame_files is None:
+        frame_files = videoio._numbered(source) if os.path.isdir(source) else [source]
     opts = {k: val for k, val in dataclasses.asdict(o).items() if k not in ("progress", "print_every")}
     vid = {k: val for k, val in dataclasses.asdict(v).items() if k not in ("frames", "fps")}
-    text = json.dumps(dict(input=os.path.abspath(source), styles=[os.path.abspath(s) for s in styles], options=opts,
-                           video=vid, weights=weights.description or weights.source, size=list(wh)),
-                      sort_keys=True, default=str)
+    name = lambda s: "array" if isinstance(s, np.ndarray) else os.path.abspath(s)
+    contents = dict(input=[(os.path.basename(f), _digest(f)) for f in frame_files],
+                    styles=[_digest(s) for s in styles], masks=[_digest(m) for m in o.masks or ()],
+                    style_masks=[_digest(m) for m in o.style_masks or ()],
+                    init_image=_digest(o.init_image) if o.init_image is not None else None)
+    text = json.dumps(dict(input=os.path.abspath(source), styles=[name(s) for s in styles], options=opts,
+                           video=vid, weights=weights.description or weights.source, size=list(wh),
+                           contents=contents), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -96,18 +130,21 @@ def frames_folder(output):
 
 
 def check_video(source, styles, output, o):
-    """Refuse, before any work, outputs that cannot be written or would overwrite an input or a file not ours."""
+    """Refuse, before any work, outputs that cannot be written or would overwrite an input or a file not ours, and
+    input files that are missing or not regular files (api.check_job: style images, masks, init image)."""
     for name in NOT_FOR_VIDEO:
         if getattr(o, name):
             raise config.OptionError(f"--{name.replace('_', '-')}: not available for video (every frame is written "
                                      f"as it completes; the output folder's PNGs are the frames)")
-    for s in styles:
-        if not isinstance(s, np.ndarray) and not os.path.isfile(s):
-            raise images.ImageError(f"{s}: style image file not found; check the path")
+    api.check_job(config.Job(None, styles, None, o))     # counts; named pipes and missing files, before any open()
     ext = os.path.splitext(output)[1].lower()
     if ext in images.WRITABLE or ext == ".gif":
         raise config.OptionError(f"{output}: a video output is a video file (.mp4, .mov, .mkv, .avi) or a "
                                  f"folder for numbered PNG frames, not one image")
+    if ext and ext not in videoio.VIDEO_EXTS and not os.path.isdir(output):
+        raise config.OptionError(f"{output}: vggnumpy video writes {', '.join(videoio.VIDEO_EXTS)} video files, not "
+                                 f"'{ext}'; end the output name in one of them, or give a folder name without an "
+                                 f"extension (or an existing folder) for numbered PNG frames")
     folder = frames_folder(output)
     for what, path in (("output", output), ("frames folder", folder)):
         if os.path.exists(path) and same_file(path, source):
@@ -120,10 +157,43 @@ def check_video(source, styles, output, o):
     if os.path.isdir(folder):
         for name in sorted(os.listdir(folder)):
             path = os.path.join(folder, name)
-            if name.startswith("frame_") and name.endswith(".png") and frame_hash(path) is None:
+            if not (name.startswith("frame_") and name.endswith(".png")):
+                continue
+            if not os.path.isfile(path):                 # a named pipe would block the read of its settings
+                raise config.OptionError(f"{path}: not a regular file, where vggnumpy video writes a frame; remove "
+                                         f"it or choose an empty or new folder")
+            if frame_hash(path) is None:
                 raise config.OptionError(f"{path}: the frames folder holds frames not made by vggnumpy video; "
                                          f"choose an empty or new folder")
     return folder
+
+
+def check_inputs(src, styles, o, v, weights, wh):
+    """Read, before the output folder is made, what the first frame's run reads, through the loaders it uses: the
+    style images (api.read_inputs), the init image, the masks and style masks (api.read_control: proportions,
+    not empty), at the frames' size, with the first frame as the content. Raises ImageError or OptionError."""
+    fo = _frame_options(o, v, True, max(wh))
+    content = images.resize_to(src.first.astype(np.float32) / 255.0, wh[1], wh[0])
+    job = config.Job(content, styles, None, fo)
+    api.check_job(job)
+    _, _, _, min_side = api._network(weights, fo, np, threads=1)
+    content, style_images, _ = api.read_inputs(job, fo, min_side)
+    api.read_control(fo, content, style_images)
+
+
+STALE = ".vggnumpy-"                    # paths.atomic_write's temporary files
+
+
+def _remove_stale(folder):
+    """Remove our own temporary files (paths.atomic_write's .vggnumpy-*) left in the frames folder by a run that
+    was killed while writing a frame; returns their names."""
+    gone = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name.startswith(STALE) and (os.path.islink(path) or os.path.isfile(path)):
+            os.remove(path)
+            gone.append(name)
+    return gone
 
 
 def _split_options(options):
@@ -155,7 +225,11 @@ def temporal_frame(i, inputs, output_of, v):
     (H, W, 3)."""
     cur = inputs[i]                                                     # (H, W, 3)
     targets, cs, start = [], [], None
-    for j in [j for j in sorted(set(v.temporal_frames)) if j <= i]:
+    back_to = [j for j in sorted(set(v.temporal_frames)) if j <= i]
+    if not back_to:
+        raise ValueError(f"frame {i + 1} has no earlier frame at --temporal-frames "
+                         f"{','.join(map(str, v.temporal_frames))}; it is styled as the first one")
+    for j in back_to:
         back = flow.dis(cur, inputs[i - j], v.flow)                     # (H, W, 2): frame i -> frame i - j
         fwd = flow.dis(inputs[i - j], cur, v.flow)
         cs.append(flow.consistency(back, fwd, v.occlusion, v.motion))  # (H, W)
@@ -221,20 +295,26 @@ def stylize_video(source, styles, output="out.mp4", *, log=None, stop=None, on_f
     log = log or api._stderr
     styles = tuple(styles) if isinstance(styles, (list, tuple)) else (styles,)
     o, v, loaded = _split_options(dict(options))
-    src = videoio.open_frames(os.fspath(source), fps=Fraction(v.fps).limit_denominator(100000))
+    src = videoio.open_frames(os.fspath(source), fps=Fraction(v.fps).limit_denominator(100000))  # every frame checked
     folder = check_video(os.fspath(source), styles, os.fspath(output), o)
     get_xp(o.device, log=lambda m: None)                 # a missing GPU is refused before the weights are read
     w = loaded if loaded is not None else api.resolve_weights(o.weights, o.arch, log)
     o = o.resolved(w.trained)
     wh = frame_size(*src.size, o.size)
     total = min(src.count, v.frames or src.count)
-    clip = _Clip(src, styles, o, v, w, wh, settings_hash(source, styles, o, v, w, wh), folder, total)
+    check_inputs(src, styles, o, v, w, wh)              # styles, masks, init: read as the first frame reads them
+    clip = _Clip(src, styles, o, v, w, wh, settings_hash(source, styles, o, v, w, wh, src.files), folder, total)
     if _already_made(output, clip.key, total):
         log(f"vggnumpy: {output} was already made by these settings; nothing to do")
         return VideoResult(os.fspath(output), [], "", src.fps)
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(folder, exist_ok=True)                  # only now: every check passed
+    stale = _remove_stale(folder)
+    if stale:
+        log(f"vggnumpy: removed {len(stale)} temporary file(s) an interrupted run left in {folder}")
     log(f"vggnumpy video: {source}: {total} of {src.count} frames at {src.fps} fps -> {wh[0]}x{wh[1]}; temporal "
-        f"weight {v.temporal_weight:g} over frames {','.join(map(str, v.temporal_frames))} back; frames in {folder}")
+        f"weight {v.temporal_weight:g} over frames {','.join(map(str, v.temporal_frames))} back; frames in {folder}"
+        + (f"; frames 1 to {min(min(v.temporal_frames), total)} have no earlier frame that far back and are styled as "
+           f"the first one" if v.temporal_weight and min(v.temporal_frames) > 1 else ""))
     result = VideoResult(os.fspath(output), fps=src.fps)
     result.interrupted = _frames(clip, result, log, stop, on_frame)
     if result.interrupted:
@@ -296,7 +376,7 @@ def _frames(clip, result, log, stop, on_frame):
 def _style_frame(clip, i, inputs, output_of, path, log, stop):
     """Style frame i and write it; None when the run was stopped before it finished (nothing is written)."""
     t0 = time.perf_counter()
-    temporal = i > 0 and clip.v.temporal_weight > 0
+    temporal = i >= min(clip.v.temporal_frames) and clip.v.temporal_weight > 0     # an earlier frame to hold to
     o = _frame_options(clip.o, clip.v, not temporal, max(clip.wh))
     frame = temporal_frame(i, inputs, output_of, clip.v) if temporal else None
     job = config.Job(inputs[i], clip.styles, None, o)
