@@ -50,10 +50,17 @@ def add_parser(sub):
     g = p.add_argument_group("where the jobs run")
     g.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786 "
                    "(workers must have vggnumpy installed; they load the weights themselves)")
-    g.add_argument("--workers", type=int, metavar="N", help="LocalCluster worker processes (default: one per core)")
+    g.add_argument("--workers", type=int, metavar="N", help="LocalCluster worker processes (default: one per core; "
+                   "at most 4 per core)")
+    g.add_argument("--dashboard-address", metavar="HOST:PORT", help="where the LocalCluster's Dask dashboard listens "
+                   "(default 127.0.0.1:0: this machine only, a free port; its scheduler and workers always listen on "
+                   "127.0.0.1). Another address, e.g. 0.0.0.0:8787, exposes to anyone who can reach it, without a "
+                   "password: the scheduler's identity, the workers' folders, memory, logs and exceptions")
     g.add_argument("--sequential", action="store_true", help="run the jobs one after another in this process, "
                    "even when Dask is installed")
     g.add_argument("--no-sheet", dest="sheet", action="store_false", help="do not draw DIR/sheet.png")
+    g.add_argument("--max-jobs", type=int, metavar="N", help="run at most N jobs; a grid or job file that makes more "
+                   "is refused before anything runs (default 1000)")
     add_style_options(p)
     for action in p._actions:                        # the grid's options take a list of values
         f = _field(action.dest)
@@ -62,6 +69,7 @@ def add_parser(sub):
                 int if f.metadata["kind"] == "int" else float, "a number")
             action.choices = None
             action.help += " (in a batch: several values separated by commas make a grid)"
+
     p.set_defaults(func=cmd_batch)
     return p
 
@@ -90,12 +98,20 @@ def jobs_of(args):
         if args.contents or args.styles or opts:
             raise BatchError(f"{args.jobfile}: with a job file, give the photos, paintings and options in the file, "
                              f"not on the command line ({', '.join(['--contents'] * bool(args.contents) + list(opts))})")
-        return read_job_file(args.jobfile)
+        return read_job_file(args.jobfile, max_jobs=_max_jobs(args))
     if not args.contents or not args.styles:
         raise BatchError("give a job file, or --contents PHOTO... and --styles PAINTING...")
     varied = {k: v for k, v in opts.items() if isinstance(v, list) and _is_grid(k)}
     fixed = {k: v for k, v in opts.items() if k not in varied}
-    return grid(args.contents, _styles(args.styles), varied, fixed)
+    return grid(args.contents, _styles(args.styles), varied, fixed, max_jobs=_max_jobs(args))
+
+
+def _max_jobs(args):
+    """--max-jobs N (at least 1), else None: batch.MAX_JOBS."""
+    n = getattr(args, "max_jobs", None)
+    if n is not None and n < 1:
+        raise config.OptionError(f"--max-jobs {n}: give at least 1")
+    return n
 
 
 def _is_grid(name):
@@ -106,13 +122,17 @@ def _is_grid(name):
 def cmd_batch(args):
     from .batch_run import run_batch
     from .cli import Stopper
-    jobs = jobs_of(args)
+    from . import cluster
     if args.workers is not None and args.workers < 1:
         raise config.OptionError(f"--workers {args.workers}: give at least 1")
+    cluster.check_workers(args.workers)                  # before anything is read or started
+    dashboard = args.dashboard_address and cluster.check_dashboard(args.dashboard_address)
+    jobs = jobs_of(args)
     log = lambda m: print(m, file=sys.stderr)
     with Stopper("cancelling the jobs not finished; rerun the same command to go on") as stop:
         entries, summary = run_batch(jobs, args.output, args.scheduler, args.workers, args.sequential, log=log,
-                                     stop=stop, progress=getattr(args, "progress", True), sheet=args.sheet)
+                                     stop=stop, progress=getattr(args, "progress", True), sheet=args.sheet,
+                                     max_jobs=_max_jobs(args), dashboard=dashboard)
     log(f"vggnumpy batch: {summary['done']} done, {summary['failed']} failed, {summary['cancelled']} cancelled, "
         f"{summary['seconds']:.1f} s on {summary['ran_on']}; see {os.path.join(args.output, 'jobs.json')}")
     for e in entries:

@@ -2,7 +2,7 @@
 import dataclasses
 import json
 import os
-import pickle
+import re
 import time
 from dataclasses import dataclass
 
@@ -28,47 +28,94 @@ def varied_options(jobs):
     return [n for n in names if len({json.dumps(getattr(j.options, n), default=str) for j in jobs}) > 1]
 
 
-def check_batch(jobs):
-    """Refuse, before anything runs, options that write per-run files (one output per job is written)."""
+def check_batch(jobs, max_jobs=None):
+    """Refuse, before anything runs, options that write per-run files (one output per job is written), and more
+    jobs than max_jobs (default batch.MAX_JOBS)."""
+    batch._check_count(len(jobs), batch.MAX_JOBS if max_jobs is None else max_jobs, "the batch")
     for name in batch.NOT_FOR_BATCH:
         if any(getattr(j.options, name) for j in jobs):
             raise batch.BatchError(f"--{name.replace('_', '-')}: not available in a batch (each job writes its "
                                    f"output image; DIR/jobs.json records every job's figures)")
 
 
-def plan(jobs, outdir, threads=None):
-    """An Entry per job: done earlier with the same settings (kept), refused (recorded with its error), or to run."""
+def plan(jobs, outdir, threads=None, max_jobs=None):
+    """An Entry per job: done earlier with the same settings (kept), refused (recorded with its error), or to run.
+    Every job's inputs and output are checked here, before the first job runs."""
     from .api import check_job
-    check_batch(jobs)
+    check_batch(jobs, max_jobs)
     varied = varied_options(jobs)
     old = _old_records(outdir)
-    entries = []
-    for job, name in zip(jobs, batch.output_names(jobs, varied)):
+    entries, shared = [], {}                # shared: one copy of each distinct input file for all the tasks
+    for k, (job, name) in enumerate(zip(jobs, batch.output_names(jobs, varied)), start=1):
         e = Entry(job, os.path.join(outdir, name), dict(output=name, job=json.loads(job.to_json()), status="to do"))
         try:
+            _check_output(e, k)
             check_job(dataclasses.replace(job, output=None))
-            _check_output(e)
-            e.task = batch.pack(job, threads)
+            e.task = batch.pack(job, threads, shared)
         except (ValueError, OSError) as err:
             e.record.update(status="failed", error=str(err))
         else:
-            files = sum(len(data) for _, data in e.task.files)
-            e.record.update(hash=e.task.hash, sent_bytes=dict(task=len(pickle.dumps(e.task)) - files, files=files))
-            if images.settings_of(e.path) == e.task.hash:
+            e.record.update(hash=e.task.hash, sent_bytes=e.task.sent_bytes())
+            if settings_of(e.path) == e.task.hash:
                 e.record.update(old.get(e.task.hash, {}), status="done", earlier=True)
                 e.task = None
         entries.append(e)
     return entries, varied
 
 
-def _check_output(e):
-    """An output that is one of the job's inputs, or a file vggnumpy did not write, is refused (never overwritten)."""
+RESERVED = {RECORDS: "the batch's records, DIR/jobs.json", SHEET: "the contact sheet, DIR/sheet.png"}
+MAX_NAME_BYTES = 255                    # a file name, on every common file system
+
+
+def _check_output(e, k=None):
+    """A job's output must be a plain .png/.jpg/.jpeg file name in the batch's folder, not the records or the sheet,
+    not one of the job's inputs, and not a file vggnumpy did not write (never overwritten); else BatchError
+    naming the job and the output."""
+    name = e.record["output"]
+    say = f"job {k}: output {name!r}" if k is not None else f"output {name!r}"
+    ext = os.path.splitext(name)[1].lower()
+    if name.casefold() in RESERVED:
+        raise batch.BatchError(f"{say}: that is {RESERVED[name.casefold()]}; give the job another output name")
+    if (os.path.isabs(name) or "/" in name or (os.altsep and os.altsep in name) or os.sep in name
+            or name in (".", "..")):
+        raise batch.BatchError(f"{say}: not a plain file name; every output goes into the -o folder, so give a name "
+                               f"such as out.png, without a folder")
+    if ext not in images.WRITABLE or name.casefold() == ext:
+        raise batch.BatchError(f"{say}: cannot write '{ext or 'no extension'}' files; end the output name in .png, "
+                               f".jpg or .jpeg")
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        raise batch.BatchError(f"{say}: the name is longer than {MAX_NAME_BYTES} bytes, more than file systems "
+                               f"allow; give a shorter name")
     for what, path in batch.input_files(e.job):
         if same_file(path, e.path):
-            raise batch.BatchError(f"{e.path}: the output would overwrite the job's {what}; use another -o folder")
-    if os.path.exists(e.path) and images.settings_of(e.path) is None:
-        raise batch.BatchError(f"{e.path}: exists and was not written by vggnumpy batch; move it or use another "
-                               f"-o folder")
+            raise batch.BatchError(f"{say}: {e.path} would overwrite the job's {what}; give another output name or "
+                                   f"use another -o folder")
+    if os.path.isdir(e.path):
+        raise batch.BatchError(f"{say}: {e.path} is a folder; move it or give the job another output name")
+    if os.path.lexists(e.path) and settings_of(e.path) is None:
+        raise batch.BatchError(f"{say}: {e.path} exists and was not written by vggnumpy batch; move it or use "
+                               f"another -o folder")
+
+
+_JPEG_SETTINGS = re.compile(r"software=vggnumpy batch; settings=([0-9a-f]{16})(?:;|$)")
+
+
+def settings_of(path):
+    """The settings hash a batch output was written with: a PNG's vggnumpy:settings text, or the JPEG comment
+    images.save_image writes (software=vggnumpy batch; settings=HASH; ...); else None."""
+    h = images.settings_of(path)
+    if h is not None:
+        return h
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            comment = im.info.get("comment", b"") if im.format == "JPEG" else b""
+    except (OSError, ValueError):
+        return None
+    if isinstance(comment, bytes):
+        comment = comment.decode("utf-8", "replace")
+    m = _JPEG_SETTINGS.match(comment or "")
+    return m.group(1) if m else None
 
 
 def _old_records(outdir):
@@ -83,14 +130,19 @@ def _old_records(outdir):
 
 
 def finish(e, result, error=None):
-    """Write a finished job's output (PNG, its settings hash in the metadata) and fill its record."""
+    """Write a finished job's output (PNG or JPEG, its settings hash in the metadata) and fill its record. An output
+    that cannot be written fails that job (recorded); the others go on."""
     if error is not None:
         e.record.update(status="cancelled" if error == "cancelled" else "failed", error=error)
         return
     meta = dict(software="vggnumpy batch", settings=e.record["hash"], weights=result["weights"],
                 trained=result["trained"], iterations=result["iterations"], evaluations=result["evaluations"],
                 loss=f"{result['loss']:.6g}")
-    images.save_image(e.path, result["image"].astype("float32") / 255, meta)     # the same 8-bit values
+    try:
+        images.save_image(e.path, result["image"].astype("float32") / 255, meta)     # the same 8-bit values
+    except (OSError, ValueError) as err:
+        e.record.update(status="failed", error=f"output {e.record['output']!r}: {err}")
+        return
     e.record.update(status="done", seconds=round(result["seconds"], 3), evaluations=result["evaluations"],
                     iterations=result["iterations"], loss=float(result["loss"]), weights=result["weights"],
                     trained=result["trained"])
@@ -99,9 +151,13 @@ def finish(e, result, error=None):
 def write_records(outdir, entries, summary):
     """DIR/jobs.json: every job, its output and what became of it (written after each job, atomically)."""
     path = os.path.join(outdir, RECORDS)
-    with atomic_write(path, suffix=".json") as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(dict(software="vggnumpy batch", **summary, jobs=[e.record for e in entries]), f, indent=1)
+    try:
+        with atomic_write(path, suffix=".json") as tmp:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(dict(software="vggnumpy batch", **summary, jobs=[e.record for e in entries]), f, indent=1)
+    except OSError as err:
+        raise batch.BatchError(f"{path}: the batch's records cannot be written ({err.strerror or err}); free some "
+                               f"space or fix the folder's permissions, then rerun the same command to go on") from None
 
 
 def run_here(entries, stop, on_done):
@@ -159,17 +215,23 @@ def progress_bar(total, enabled):
 
 
 def run_batch(jobs, outdir, scheduler=None, workers=None, sequential=False, processes=True, log=print,
-              stop=None, progress=True, sheet=True):
+              stop=None, progress=True, sheet=True, max_jobs=None, dashboard=None):
     """Run every job into `outdir`: (entries, summary). Dask when installed (a LocalCluster, or `scheduler`),
-    else (or with sequential) one after another here. Rerunning skips the jobs done with the same settings."""
+    else (or with sequential) one after another here. Rerunning skips the jobs done with the same settings.
+    The folder, and every job's inputs and output, are checked before the first job runs."""
     stop = stop or (lambda: "")
-    entries, varied = plan(jobs, outdir)
-    os.makedirs(outdir, exist_ok=True)
+    check_outdir(outdir, sheet)
+    entries, varied = plan(jobs, outdir, max_jobs=max_jobs)
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as e:
+        raise batch.BatchError(f"-o {outdir}: the output folder cannot be made ({e.strerror or e}); give a folder "
+                               f"you can write to") from None
     todo = [e for e in entries if e.task is not None]
     log(f"vggnumpy batch: {len(entries)} jobs: {len(todo)} to run, "
         f"{sum(e.record['status'] == 'done' for e in entries)} done before, "
         f"{sum(e.record['status'] == 'failed' for e in entries)} refused")
-    how, client, cl = _engine(todo, scheduler, workers, sequential, processes, log)
+    how, client, cl = _engine(todo, scheduler, workers, sequential, processes, log, dashboard)
     start, bar = time.perf_counter(), progress_bar(len(todo), progress)
 
     def on_done(e):
@@ -200,8 +262,36 @@ def run_batch(jobs, outdir, scheduler=None, workers=None, sequential=False, proc
     return entries, summary
 
 
-def _engine(todo, scheduler, workers, sequential, processes, log):
-    """('dask ...' or 'sequential', client or None, cluster or None) for the tasks to run."""
+def check_outdir(outdir, sheet=True):
+    """Refuse, before anything is read or run, an output folder that is a file, is not writable (or would be made
+    in a folder that is not), or holds a folder where jobs.json (or sheet.png) goes."""
+    say = f"-o {outdir}"
+    if os.path.lexists(outdir) and not os.path.isdir(outdir):
+        raise batch.BatchError(f"{say}: that is an existing file, not a folder; give a folder for the outputs "
+                               f"(it is made when missing)")
+    if os.path.isdir(outdir):
+        if not os.access(outdir, os.W_OK | os.X_OK):
+            raise batch.BatchError(f"{say}: the output folder {outdir} is not writable; choose a folder you can "
+                                   f"write to, or change its permissions")
+        for name in (RECORDS, SHEET) if sheet else (RECORDS,):
+            if os.path.isdir(os.path.join(outdir, name)):
+                raise batch.BatchError(f"{os.path.join(outdir, name)}: a folder is in the way of "
+                                       f"{RESERVED[name]}; move it or use another -o folder")
+        return
+    parent = os.path.dirname(os.path.abspath(outdir))
+    while not os.path.lexists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise batch.BatchError(f"{say}: {parent} is a file, not a folder, so the output folder cannot be made "
+                               f"there; give another -o folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise batch.BatchError(f"{say}: the output folder would be made in {parent}, which is not writable; "
+                               f"choose a folder you can write to")
+
+
+def _engine(todo, scheduler, workers, sequential, processes, log, dashboard=None):
+    """('dask ...' or 'sequential', client or None, cluster or None) for the tasks to run; dashboard: HOST:PORT of
+    the LocalCluster's dashboard (default 127.0.0.1:0, this machine only)."""
     if not todo:
         return "nothing to run", None, None
     if sequential:
@@ -214,7 +304,7 @@ def _engine(todo, scheduler, workers, sequential, processes, log):
             raise batch.BatchError(f"--scheduler {scheduler}: {e}") from None
         log(f"vggnumpy batch: {e}; running the jobs one after another in this process")
         return "sequential (this process; Dask not installed)", None, None
-    client, cl = cluster.connect(scheduler, workers, processes, log)
+    client, cl = cluster.connect(scheduler, workers, processes, log, dashboard)
     return (f"dask scheduler {scheduler}" if scheduler else f"dask LocalCluster, {len(cl.workers)} workers"), client, cl
 
 
