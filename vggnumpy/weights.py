@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import arch as archmod
-from .paths import InputError, atomic_write, check_input, check_writable
+from .paths import InputError, atomic_write, cache_dir, check_input, check_writable, make_folder
 
 FORMAT = "vggnumpy-weights"
 FORMAT_VERSION = 1
@@ -81,7 +81,10 @@ def save(weights, path):
     """Write weights to our HDF5 schema atomically (temporary file in the same folder, then rename)."""
     import h5py
     check_params(weights.arch, weights.params, path)
-    check_writable("weights file", path)                 # its folder must exist: none is made here
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.abspath(folder) == os.path.abspath(cache_dir()):
+        make_folder(folder, "cache folder (VGGNUMPY_CACHE)")   # the cache is made when missing; no other folder
+    check_writable("weights file", path)
     with atomic_write(path, suffix=".h5.part") as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
