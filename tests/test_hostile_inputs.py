@@ -228,3 +228,26 @@ def test_weights_random_into_a_missing_folder_makes_no_folder(tmp_path):
 
 def test_weights_random_with_a_negative_seed_names_the_option(tmp_path):
     _refused(tmp_path, ["weights", "random", "--seed", "-5", "-o", str(tmp_path / "w.h5")], ["--seed -5"])
+
+
+@pytest.mark.parametrize("where", ["contents", "job-file", "records", "output"])
+def test_batch_never_blocks_on_a_named_pipe(tmp_path, pics, where):
+    """A FIFO as a photo, the job file, DIR/jobs.json or a job's output: an error naming it, never a hang."""
+    c, s = pics
+    out = tmp_path / "out"
+    out.mkdir()
+    fast = ["--sequential", "-s", "32", "-n", "1", "--no-progress"]
+    if where == "contents":
+        f = str(tmp_path / "fc.png")
+        os.mkfifo(f)
+        code, err = run_cli("batch", "--contents", f, "--styles", s, "-o", str(out), *fast)
+    elif where == "job-file":
+        f = str(tmp_path / "jobs.json")
+        os.mkfifo(f)
+        code, err = run_cli("batch", f, "-o", str(out))
+    else:
+        f = str(out / ("jobs.json" if where == "records" else "c__s.png"))
+        os.mkfifo(f)
+        code, err = run_cli("batch", "--contents", c, "--styles", s, "-o", str(out), *fast)
+    assert code == 1 and "Traceback" not in err, err
+    assert os.path.basename(f) in err, err

@@ -104,7 +104,7 @@ def settings_of(path):
     """The settings hash a batch output was written with: a PNG's vggnumpy:settings text, or the JPEG comment
     images.save_image writes (software=vggnumpy batch; settings=HASH; ...); else None."""
     h = images.settings_of(path)
-    if h is not None:
+    if h is not None or not os.path.isfile(path):     # never opened: a named pipe would block
         return h
     from PIL import Image
     try:
@@ -274,8 +274,9 @@ def check_outdir(outdir, sheet=True):
             raise batch.BatchError(f"{say}: the output folder {outdir} is not writable; choose a folder you can "
                                    f"write to, or change its permissions")
         for name in (RECORDS, SHEET) if sheet else (RECORDS,):
-            if os.path.isdir(os.path.join(outdir, name)):
-                raise batch.BatchError(f"{os.path.join(outdir, name)}: a folder is in the way of "
+            path = os.path.join(outdir, name)
+            if os.path.lexists(path) and not os.path.isfile(path):     # a named pipe would block reading it
+                raise batch.BatchError(f"{path}: a folder or another non-regular file is in the way of "
                                        f"{RESERVED[name]}; move it or use another -o folder")
         return
     parent = os.path.dirname(os.path.abspath(outdir))

@@ -138,8 +138,11 @@ def save_image(path, arr, metadata=None):
 
 
 def settings_of(path):
-    """The settings hash a PNG of ours was written with (its vggnumpy:settings text), else None."""
+    """The settings hash a PNG of ours was written with (its vggnumpy:settings text), else None (also for what is
+    not a regular file: a named pipe is never opened)."""
     from PIL import Image
+    if not os.path.isfile(path):
+        return None
     try:
         with Image.open(path) as im:
             return getattr(im, "text", {}).get("vggnumpy:settings")

@@ -56,6 +56,8 @@ def layout(n_rows, n_cols, thumb, title=False, line_h=None):
 def _thumbnail(path, w, h):
     """The picture at `path` scaled (Lanczos, aspect kept) to fit w x h, as RGB; None when it cannot be read."""
     from PIL import Image, ImageOps
+    if not os.path.isfile(path):                         # missing, or a named pipe that would block open()
+        return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
