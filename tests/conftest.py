@@ -20,6 +20,15 @@ def _offline(monkeypatch, tmp_path):
     monkeypatch.setenv("VGGNUMPY_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session")
+def wfile(tmp_path_factory):
+    """An untrained VGG-19 weights file (seed 0), written once for the tests that pass --weights."""
+    from vggnumpy.weights import random_weights, save
+    path = str(tmp_path_factory.mktemp("w") / "w.h5")
+    save(random_weights("vgg19", 0), path)
+    return path
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

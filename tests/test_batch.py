@@ -10,16 +10,8 @@ from PIL import Image
 from conftest import shared_image
 from vggnumpy import batch, batch_run, config
 from vggnumpy.cli import main
-from vggnumpy.weights import random_weights, save
 
 FAST = dict(size=40, iterations=3, scales=1)
-
-
-@pytest.fixture(scope="module")
-def wfile(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("w") / "w.h5")
-    save(random_weights("vgg19", 0), path)
-    return path
 
 
 def _grid(wfile, weights=(5.0, 20.0)):

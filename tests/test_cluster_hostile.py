@@ -17,19 +17,11 @@ import pytest
 from conftest import shared_image
 from vggnumpy import batch, batch_run, cluster
 from vggnumpy.cli import main
-from vggnumpy.weights import random_weights, save
 
 pytest.importorskip("distributed")
 
 FAST = dict(size=32, iterations=2, scales=1)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def wfile(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("w") / "w.h5")
-    save(random_weights("vgg19", 0), path)
-    return path
 
 
 def _batch_cmd(wfile, out, *extra):

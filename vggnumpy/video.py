@@ -36,6 +36,7 @@ import numpy as np
 from . import api, config, flow, images, terms, videoio
 from .backend import get_xp
 from .paths import check_writable, same_file
+from .weights import sha256_file
 
 
 @dataclass
@@ -79,21 +80,12 @@ def frame_size(width, height, size):
     return videoio.even_size(max(2, round(width * scale)), max(2, round(height * scale)))
 
 
-def file_digest(path, chunk=1 << 20):
-    """The sha256 of a file's bytes, read in chunks of `chunk` bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _digest(item):
     """The sha256 of an input: a file's bytes, or an array's shape, dtype and bytes."""
     if isinstance(item, np.ndarray):
         a = np.ascontiguousarray(item)
         return hashlib.sha256(f"{a.shape} {a.dtype}".encode() + a.tobytes()).hexdigest()
-    return file_digest(os.fspath(item))
+    return sha256_file(os.fspath(item))
 
 
 def settings_hash(source, styles, o, v, weights, wh, frame_files=None):
