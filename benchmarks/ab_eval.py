@@ -38,6 +38,17 @@ print(f"| {root} | {ts[0]:.2f} | {ts[len(ts) // 2]:.2f} | {loss:.10g} | {peak_rs
 """
 
 
+LAYOUT = {"weights": "weights.file", "network": "nn.network", "objective": "style.objective"}   # since issue 24
+
+
+def _module(package, name):
+    """A module of a copied checkout by its name before issue 24's layout, found in either layout."""
+    try:
+        return importlib.import_module(f"{package}.{LAYOUT[name]}")
+    except ImportError:
+        return importlib.import_module(f"{package}.{name}")
+
+
 def interleave(roots, size, rounds):
     """Every checkout's objective in this process; `rounds` rounds of one evaluation each, order alternating."""
     import numpy as np
@@ -50,7 +61,7 @@ def interleave(roots, size, rounds):
     for k, root in enumerate(roots):              # same objective as common.our_objective, built from each copy
         name = f"vggnumpy_ab{k}"
         shutil.copytree(os.path.join(root, "vggnumpy"), os.path.join(folder, name))
-        mods = {m: importlib.import_module(f"{name}.{m}") for m in ("weights", "network", "objective")}
+        mods = {m: _module(name, m) for m in ("weights", "network", "objective")}
         net = mods["network"].Network(mods["weights"].random_weights("vgg19", 0), "avg")
         objs[root] = mods["objective"].Objective(net, content, [style ** 2], [1.0], {"relu4_2": 1.0},
                                                  {n: 0.2 for n in layers}, 1.0, 5.0, 0.5)

@@ -42,8 +42,8 @@ def pngs(folder):
 
 def grid_jobs(size, n=0):
     """The benchmark's grid as Jobs (the command line's), or n jobs of the same photo and painting."""
-    from vggnumpy import batch_cli
-    from vggnumpy.cli import build_parser
+    from vggnumpy.cli import batch as batch_cli
+    from vggnumpy.cli.main import build_parser
     argv = grid_args(size)
     if n:
         argv = ["--contents", argv[1], "--styles", argv[4], "--style-weight", ",".join(map(str, range(1, n + 1))),
@@ -58,7 +58,7 @@ def sent_bytes(jobs, pack=None):
     import hashlib
     import pickle
     import tracemalloc
-    from vggnumpy import batch
+    from vggnumpy.batch import jobs as batch
     pack = pack or batch.pack
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]

@@ -27,9 +27,12 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import common                                                  # noqa: E402
-from vggnumpy import api, arch as archmod, config, images      # noqa: E402
-from vggnumpy.network import Network                           # noqa: E402
-from vggnumpy.objective import Objective                       # noqa: E402
+from vggnumpy.run import pipeline as api
+from vggnumpy.nn import arch as archmod
+from vggnumpy import config
+from vggnumpy.files import images      # noqa: E402
+from vggnumpy.nn.network import Network                           # noqa: E402
+from vggnumpy.style.objective import Objective                       # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "images")
 

@@ -20,9 +20,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))               # torchvgg, also when imported
 
-from vggnumpy import arch as archmod  # noqa: E402
-from vggnumpy.backend import gpu_status, to_numpy  # noqa: E402
-from vggnumpy.weights import load as load_weights, random_weights  # noqa: E402
+from vggnumpy.nn import arch as archmod  # noqa: E402
+from vggnumpy.nn.backend import gpu_status, to_numpy  # noqa: E402
+from vggnumpy.weights.file import load as load_weights, random_weights  # noqa: E402
 
 CONTENT = {"relu4_2": 1.0}
 STYLE = {n: 0.2 for n in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")}
@@ -76,11 +76,11 @@ def flop_count(arch, side, deepest="relu5_1"):
 
 def ours(xp, weights, side):
     """evaluate(img) for our objective on xp (numpy or cupy), returning (loss, grad on the device)."""
-    from vggnumpy.network import Network
-    from vggnumpy.objective import Objective
+    from vggnumpy.nn.network import Network
+    from vggnumpy.style.objective import Objective
     kernels = None
     if xp is not np:
-        from vggnumpy.gpu import kernels as gk
+        from vggnumpy.nn.gpu import kernels as gk
         kernels = gk.KERNELS
     content, style = images(side)
     net = Network(weights, "max", kernels=kernels)
@@ -93,7 +93,7 @@ def ours(xp, weights, side):
 
 def torch_objective(torch, weights, side, device):
     from torchvgg import trunk
-    from vggnumpy.objective import preprocess_forward
+    from vggnumpy.nn.preprocess import preprocess_forward
     layers = set(CONTENT) | set(STYLE)
     names, modules = trunk(weights, "relu5_1", "max")           # frozen parameters: only the input's gradient
     mods = [(name, m.to(device)) for name, m in zip(names, modules)]

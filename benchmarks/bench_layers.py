@@ -17,9 +17,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common                                     # noqa: E402
-from vggnumpy import arch as archmod              # noqa: E402
-from vggnumpy.kernels import conv, pool, relu     # noqa: E402
-from vggnumpy.kernels.engine import Engine        # noqa: E402
+from vggnumpy.nn import arch as archmod              # noqa: E402
+from vggnumpy.nn.kernels import conv, pool, relu     # noqa: E402
+from vggnumpy.nn.kernels.engine import Engine        # noqa: E402
 
 
 def gemm_rate(n, repeats):

@@ -54,7 +54,7 @@ def pan_zoom(image_path, frames=24, size=256, pan=0.25, zoom=1.15):
 
 def write_clip(path, frames, fps=24):
     """A video file (by extension) or a folder of numbered PNGs."""
-    from vggnumpy import videoio
+    from vggnumpy.video import frames as videoio
     if videoio.is_video_path(path):
         videoio.write_video(path, frames, fps)
         return

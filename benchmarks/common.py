@@ -9,11 +9,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from vggnumpy import arch as archmod                      # noqa: E402
-from vggnumpy.network import Network                      # noqa: E402
-from vggnumpy.objective import Objective                  # noqa: E402
+from vggnumpy.nn import arch as archmod                      # noqa: E402
+from vggnumpy.nn.network import Network                      # noqa: E402
+from vggnumpy.style.objective import Objective                  # noqa: E402
 from vggnumpy.config import NETWORK_DEFAULTS              # noqa: E402
-from vggnumpy.weights import random_weights               # noqa: E402
+from vggnumpy.weights.file import random_weights               # noqa: E402
 
 LAYERS = archmod.DEFAULT_LAYERS["vgg19"]
 
@@ -92,7 +92,7 @@ def torch_objective(obj, threads=2):
 
     Reads the objective's terms (content, Gram without masks, TV), their weights, targets and energies."""
     import torch
-    from vggnumpy import terms
+    from vggnumpy.style import terms
     torch.set_num_threads(threads)
     net, weights = obj.net, obj.net.weights
     from torchvgg import trunk

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from torchvgg import trunk
-from vggnumpy import arch as archmod
+from vggnumpy.nn import arch as archmod
 
 CONTENT, STYLE = ["relu4_2"], ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 5.0, 100.0, 1e-3

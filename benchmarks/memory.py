@@ -40,9 +40,9 @@ def _objective(size, tile, dtype="float32"):
     import numpy as np
     import common
     from vggnumpy.config import NETWORK_DEFAULTS
-    from vggnumpy.network import Network
-    from vggnumpy.objective import Objective
-    from vggnumpy.weights import random_weights
+    from vggnumpy.nn.network import Network
+    from vggnumpy.style.objective import Objective
+    from vggnumpy.weights.file import random_weights
     rng = np.random.default_rng(0)
     content = rng.random((3, size, size), dtype=np.float32).astype(dtype)
     style = rng.random((3, STYLE_SIDE, STYLE_SIDE), dtype=np.float32).astype(dtype)
@@ -103,11 +103,14 @@ def check_tiled():
 
 def plan_tile(size, spec):
     """Tile size in pixels for a --tiles entry (0: the whole image), and how it was chosen."""
-    from vggnumpy import arch as archmod, memory, tiling
+    from vggnumpy.nn import arch as archmod
+    from vggnumpy import config
+    from vggnumpy.run import memory
+    from vggnumpy.style import tiling
     import common
     if spec.isdigit():
         return int(spec), f"{spec} px"
-    budget = int(0.8 * memory.available()) if spec == "plan" else memory.parse_bytes(spec)
+    budget = int(0.8 * memory.available()) if spec == "plan" else config.parse_bytes(spec)
     layers = common.LAYERS["content"] + common.LAYERS["style"]
     shapes = archmod.feature_shapes("vgg19", size, size)
     content = sum(c * h * w for l, (c, h, w) in shapes.items() if l in common.LAYERS["content"])
@@ -120,7 +123,9 @@ def plan_tile(size, spec):
 
 def predicted_mb(size, tile):
     """The memory model's peak of one evaluation (network on the largest crop, whole-image arrays), MiB."""
-    from vggnumpy import memory, tiling
+    from vggnumpy import config
+    from vggnumpy.run import memory
+    from vggnumpy.style import tiling
     import common
     layers = common.LAYERS["content"] + common.LAYERS["style"]
     halo = tiling.halo("vgg19", layers)[0]
@@ -186,8 +191,9 @@ def main():
     a = ap.parse_args()
     if a.worker:
         return worker(a.worker, a.size, a.tile, a.evals, a.threads)
-    from vggnumpy import memory
-    limit = memory.parse_bytes(a.limit) if a.limit else int(0.95 * memory.available())
+    from vggnumpy import config
+    from vggnumpy.run import memory
+    limit = config.parse_bytes(a.limit) if a.limit else int(0.95 * memory.available())
     try:
         import torch
         have_torch = not a.no_torch

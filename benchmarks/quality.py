@@ -100,7 +100,7 @@ def content_ssim(out, content):
 
 def our_run(content, style, out, extra=()):
     """Our default run as a user runs it: the CLI in a fresh process; returns wall seconds."""
-    cmd = [sys.executable, "-m", "vggnumpy.cli", "style", content, style, "-o", out, "--no-progress", *extra]
+    cmd = [sys.executable, "-m", "vggnumpy.cli.main", "style", content, style, "-o", out, "--no-progress", *extra]
     t = time.perf_counter()
     subprocess.run(cmd, check=True)
     return time.perf_counter() - t

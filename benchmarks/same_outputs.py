@@ -22,7 +22,10 @@ import json, os, sys, warnings
 import numpy as np
 warnings.simplefilter("ignore")
 import vggnumpy
-from vggnumpy.weights import load, random_weights
+try:
+    from vggnumpy.weights.file import load, random_weights      # the layout of issue 24
+except ImportError:
+    from vggnumpy.weights import load, random_weights
 shared, cache, out = sys.argv[1], sys.argv[2], sys.argv[3]
 runs = [("untrained 128 px", random_weights("vgg19", 0), dict(size=128)),
         ("adam 96 px", random_weights("vgg19", 0), dict(size=96, optimizer="adam", scales=1, iterations=20))]

@@ -4,7 +4,7 @@ Used by jcjohnson.py (the peer recipe), common.torch_objective and bench_gpu.py,
 (tests/conftest.py puts this folder on the import path). torch is imported when a network is built, never by
 vggnumpy itself.
 """
-from vggnumpy import arch as archmod
+from vggnumpy.nn import arch as archmod
 
 
 def trunk(weights, last, pooling="max"):

@@ -26,7 +26,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 import clips                                                  # noqa: E402
-from vggnumpy import flow, images, videoio                    # noqa: E402
+from vggnumpy.video import flow, frames as videoio
+from vggnumpy.files import images                    # noqa: E402
 
 STYLE = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "images", "style", "starry_night.jpg")
 

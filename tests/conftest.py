@@ -23,7 +23,7 @@ def _offline(monkeypatch, tmp_path):
 @pytest.fixture(scope="session")
 def wfile(tmp_path_factory):
     """An untrained VGG-19 weights file (seed 0), written once for the tests that pass --weights."""
-    from vggnumpy.weights import random_weights, save
+    from vggnumpy.weights.file import random_weights, save
     path = str(tmp_path_factory.mktemp("w") / "w.h5")
     save(random_weights("vgg19", 0), path)
     return path
@@ -65,7 +65,7 @@ def rel_error(num, ana):
 
 def assert_tiled_equals_untiled(obj, x, tiles):
     """tiling.evaluate against obj.evaluate (float64): loss and gradient to 1e-10 relative, every term's part."""
-    from vggnumpy import tiling
+    from vggnumpy.style import tiling
     loss, grad, parts = obj.evaluate(x)
     assert len(tiles) >= 4
     tl, tg, tp = tiling.evaluate(obj, x, tiles)

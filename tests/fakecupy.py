@@ -1148,7 +1148,7 @@ def _modules_importing_cupy(package="vggnumpy"):
 def install(monkeypatch):
     """Make this module `cupy` for the current test (monkeypatch undoes it all): returns the module.
 
-    Modules of vggnumpy that bind cupy at import (vggnumpy.gpu.kernels) are dropped from sys.modules and from
+    Modules of vggnumpy that bind cupy at import (vggnumpy.nn.gpu.kernels) are dropped from sys.modules and from
     their package for the test, so they import the stand-in, and are put back (or dropped) afterwards: a real
     CuPy imported later in the session never sees a module bound to the stand-in.
     """

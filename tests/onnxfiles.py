@@ -4,7 +4,7 @@ import os
 import numpy as np
 
 import weightfiles as wf
-from vggnumpy import arch as archmod
+from vggnumpy.nn import arch as archmod
 
 FLOAT, INT64, FLOAT16, DOUBLE, BFLOAT16 = 1, 7, 10, 11, 16
 # storage -> (data_type, how the values are written)

@@ -1,4 +1,4 @@
-"""docs/algorithm.md and vggnumpy/gradcheck.py: every check passes, each can fail, the doc's links and commands hold."""
+"""docs/algorithm.md and vggnumpy/learn/gradcheck.py: every check passes, each can fail, the doc's links and commands hold."""
 import os
 import re
 import subprocess
@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, rel_error
-from vggnumpy import gradcheck, losses, objective
-from vggnumpy.kernels import conv, pool, relu
+from vggnumpy.learn import gradcheck
+from vggnumpy.nn import preprocess
+from vggnumpy.style import losses, objective
+from vggnumpy.nn.kernels import conv, pool, relu
 
 DOC = os.path.join(ROOT, "docs", "algorithm.md")
 
@@ -26,7 +28,7 @@ BACKWARDS = {
     "relu": (relu, "backward"),
     "maxpool": (pool, "backward"),
     "avgpool": (pool, "backward"),
-    "preprocess": (objective, "preprocess_backward"),
+    "preprocess": (preprocess, "preprocess_backward"),
     "network": (conv, "backward"),
     "objective": (objective, "preprocess_backward"),
 }
@@ -128,7 +130,7 @@ def test_doc_plain_links_exist():
 
 
 def test_doc_commands_name_existing_checks():
-    names = re.findall(r"python -m vggnumpy\.gradcheck +(?!-)([\w-]+)", doc_text())
+    names = re.findall(r"python -m vggnumpy\.learn\.gradcheck +(?!-)([\w-]+)", doc_text())
     assert names
     unknown = sorted(set(names) - set(gradcheck.CHECKS) - {"all"})
     assert not unknown, f"docs/algorithm.md runs checks that do not exist: {unknown}"
@@ -137,7 +139,7 @@ def test_doc_commands_name_existing_checks():
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "vggnumpy.gradcheck", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "vggnumpy.learn.gradcheck", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
 
 
@@ -161,6 +163,6 @@ def test_cli_lists_runs_and_fails(monkeypatch, capsys):
 
 
 def test_import_has_no_side_effects():
-    p = subprocess.run([sys.executable, "-c", "import vggnumpy.gradcheck"], cwd=ROOT, capture_output=True,
+    p = subprocess.run([sys.executable, "-c", "import vggnumpy.learn.gradcheck"], cwd=ROOT, capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 0 and p.stdout == p.stderr == ""

@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 from conftest import shared_image
-from vggnumpy import batch, batch_run, config
-from vggnumpy.cli import main
+from vggnumpy.batch import jobs as batch, run as batch_run
+from vggnumpy import config
+from vggnumpy.cli.main import main
 
 FAST = dict(size=40, iterations=3, scales=1)
 
@@ -174,7 +175,7 @@ def test_bad_batch_input_is_one_clear_line(args, expect, tmp_path, capsys):
 
 
 def test_without_dask_the_jobs_run_here_and_it_says_how_to_install(wfile, tmp_path, monkeypatch, capsys):
-    from vggnumpy import cluster
+    from vggnumpy.batch import cluster
 
     def missing():
         raise ImportError("Dask distributed is not installed; pip install 'vggnumpy[dist]' to run the jobs on "
@@ -234,8 +235,8 @@ def test_gpu_jobs_go_to_a_worker_even_when_none_declares_a_gpu(wfile, tmp_path, 
 def test_the_command_lines_lists_make_the_grid(tmp_path):
     """--style-weight 2,5 and --pooling max,avg multiply; A+B is a blend; a single value stays fixed; paths are
     kept absolute, so DIR/jobs.json can be run from anywhere."""
-    from vggnumpy import batch_cli
-    from vggnumpy.cli import build_parser
+    from vggnumpy.cli import batch as batch_cli
+    from vggnumpy.cli.main import build_parser
     c, s1, s2 = (shared_image("content", "tubingen.jpg"), shared_image("style", "starry_night.jpg"),
                  shared_image("style", "the_scream.jpg"))
     args = build_parser().parse_args(["batch", "--contents", os.path.relpath(c), "--styles", s1, f"{s1}+{s2}",

@@ -7,8 +7,9 @@ import stat
 import pytest
 
 from conftest import shared_image
-from vggnumpy import batch, batch_run, config
-from vggnumpy.cli import main
+from vggnumpy.batch import jobs as batch, run as batch_run
+from vggnumpy import config
+from vggnumpy.cli.main import main
 
 FAST = dict(size=40, iterations=3, scales=1)
 
@@ -160,8 +161,8 @@ def test_too_many_jobs_are_refused_before_any_is_packed(wfile, tmp_path, monkeyp
     jobs.write_text(json.dumps([_job_item(wfile)] * 3))
     code, err = _cli([str(jobs), "--max-jobs", "2", "-o", str(tmp_path / "o")], capsys)
     assert code == 1 and str(jobs) in err and "3 jobs" in err and "--max-jobs" in err, err
-    from vggnumpy import batch_cli
-    from vggnumpy.cli import build_parser
+    from vggnumpy.cli import batch as batch_cli
+    from vggnumpy.cli.main import build_parser
     args = build_parser().parse_args(["batch", "--contents", c, "--styles", s, "--style-weight", weights,
                                       "--max-jobs", "1001", "-o", "x"])
     assert len(batch_cli.jobs_of(args)) == 1001

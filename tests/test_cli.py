@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from conftest import shared_image
-from vggnumpy.cli import main
+from vggnumpy.cli.main import main
 
 FAST = ["-s", "48", "--scales", "1", "-n", "4", "--no-progress"]
 
@@ -130,8 +130,8 @@ def test_device_lbfgs_option_runs_on_the_cpu_too(tmp_path):
 def test_a_wide_style_at_a_coarse_scale_keeps_the_networks_smallest_input(rng):
     """A 64x40 style at the 24 px scale of a 48 px run: its shorter side is kept at 16 px (VGG-19's smallest input
     to relu5_1), not 15 (the pooling failed: 'input 1x3 is smaller than the 2x2 window')."""
-    from vggnumpy import api
-    from vggnumpy.weights import random_weights
+    from vggnumpy.run import pipeline as api
+    from vggnumpy.weights.file import random_weights
     content, style = rng.random((36, 48, 3)), rng.random((40, 64, 3))
     res = api.stylize(content, [style], size=48, scales=2, iterations=2, weights=random_weights("vgg19", 0),
                       progress=False, log=lambda m: None)

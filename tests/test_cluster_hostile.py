@@ -15,8 +15,8 @@ import tracemalloc
 import pytest
 
 from conftest import shared_image
-from vggnumpy import batch, batch_run, cluster
-from vggnumpy.cli import main
+from vggnumpy.batch import jobs as batch, run as batch_run, cluster
+from vggnumpy.cli.main import main
 
 pytest.importorskip("distributed")
 
@@ -180,7 +180,7 @@ def test_the_local_cluster_and_its_dashboard_listen_on_this_machine_only(process
 
 
 def test_the_dashboard_flag_says_what_it_exposes_and_refuses_a_bad_address(tmp_path, capsys):
-    from vggnumpy.cli import build_parser
+    from vggnumpy.cli.main import build_parser
     p = build_parser()
     args = p.parse_args(["batch", "--contents", "C", "--styles", "S", "-o", "x", "--dashboard-address", "0.0.0.0:8787"])
     assert args.dashboard_address == "0.0.0.0:8787"

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from conftest import shared_image
-from vggnumpy import color, images
+from vggnumpy.style import color
+from vggnumpy.files import images
 
 RGB2YIQ = np.array([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]])
 
@@ -58,7 +59,7 @@ def test_luminance_transfer_leaves_the_contents_chroma_unchanged(tmp_path):
     """A run with --color-transfer luminance: the output's I and Q (YIQ) equal the content's at its size, within
     1e-5, wherever no channel was clipped; its Y is not the content's Y (the style went somewhere)."""
     from vggnumpy import stylize
-    from vggnumpy.weights import random_weights
+    from vggnumpy.weights.file import random_weights
     content = shared_image("content", "tubingen.jpg")
     res = stylize(content, [shared_image("style", "starry_night.jpg")], size=48, scales=1, iterations=8,
                   progress=False, weights=random_weights("vgg19", 0), color_transfer="luminance", log=lambda m: None)

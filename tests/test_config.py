@@ -7,9 +7,11 @@ import warnings
 import numpy as np
 import pytest
 
-from vggnumpy import api, config, schedule
-from vggnumpy.cli import build_parser, default_text
-from vggnumpy.weights import random_weights
+from vggnumpy.run import pipeline as api, schedule
+from vggnumpy import config
+from vggnumpy.cli.main import build_parser
+from vggnumpy.cli.options import default_text
+from vggnumpy.weights.file import random_weights
 
 NETWORK_KEYS = ["scales", "iterations", "content_weight", "style_weight", "tv_weight", "pooling"]
 

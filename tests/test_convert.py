@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import weightfiles as wf
-from vggnumpy import weights as wmod
-from vggnumpy.cli import main
-from vggnumpy.convert import convert_file, detect
-from vggnumpy.network import Network
-from vggnumpy.objective import preprocess_forward
+from vggnumpy.weights import file as wmod
+from vggnumpy.cli.main import main
+from vggnumpy.weights.convert import convert_file, detect
+from vggnumpy.nn.network import Network
+from vggnumpy.nn.preprocess import preprocess_forward
 
 LAYERS = ["relu1_1", "relu2_2", "relu3_1", "relu4_2", "relu5_1"]
 
@@ -115,7 +115,7 @@ def test_torchvision_features_match_torch(converted, image):
 
 def test_torch_written_files_read_without_torch(tmp_path):
     torch = pytest.importorskip("torch")
-    from vggnumpy.convert import torchpth
+    from vggnumpy.weights.convert import torchpth
     g = torch.Generator().manual_seed(0)
     base = torch.randn(6, 5, generator=g)
     sd = {"a": torch.randn(4, 3, 3, 3, generator=g), "b.half": torch.randn(7, generator=g).half(),
@@ -167,7 +167,7 @@ def test_nin_caffemodel_converts_and_runs(tmp_path):
     F = torch.nn.functional
     x, _ = preprocess_forward(img, w)
     h = torch.from_numpy(np.ascontiguousarray(x))
-    for name, kind, prm in __import__("vggnumpy.arch", fromlist=["x"]).get_table("nin"):
+    for name, kind, prm in __import__("vggnumpy.nn.arch", fromlist=["x"]).get_table("nin"):
         if kind == "conv":
             h = F.conv2d(h, torch.from_numpy(P[name][0]), torch.from_numpy(P[name][1]), stride=prm["stride"],
                          padding=prm["pad"])

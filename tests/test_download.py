@@ -7,9 +7,9 @@ import threading
 import pytest
 
 import weightfiles as wf
-from vggnumpy import download as dl
-from vggnumpy import weights as wmod
-from vggnumpy.cli import main
+from vggnumpy.weights import download as dl
+from vggnumpy.weights import file as wmod
+from vggnumpy.cli.main import main
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -164,7 +164,7 @@ def test_default_weights_cached_offline_and_download(server, monkeypatch):
 
 
 def test_resolve_weights_falls_back_with_warning():
-    from vggnumpy.api import resolve_weights
+    from vggnumpy.run.pipeline import resolve_weights
     logs = []
     w = resolve_weights(None, "vgg19", log=logs.append)
     assert not w.trained

@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 
 import vggnumpy
-from vggnumpy import arch as archmod, cli, explain, tiling, weights as wmod
+from vggnumpy.nn import arch as archmod
+from vggnumpy.cli import main as cli
+from vggnumpy.learn import explain
+from vggnumpy.style import tiling
+from vggnumpy.weights import file as wmod
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -160,7 +164,7 @@ def test_receptive_field_stride_and_halo_match_gradients(name):
 def test_backward_column_is_what_the_network_keeps(name, h, w, pooling):
     """The backward column's total equals the bytes of the masks and tap indices the NumPy network's forward
     actually caches (the kernels' caches, fused conv + ReLU or not), weights excluded."""
-    from vggnumpy.network import Network
+    from vggnumpy.nn.network import Network
     net = Network(wmod.random_weights(name, 0), pooling=pooling, threads=1)
     rows = explain.layer_rows(name, h, w, pooling=pooling)
     x = np.ones((1, 3, h, w), np.float32)
@@ -250,8 +254,8 @@ def test_cli_features_calls_lookinside(main, capsys, monkeypatch, nin_file, tmp_
         calls.append((net, named_images, layers, outdir))
         return [f"{outdir}/{label}.png" for label, _ in named_images]
     stub = types.SimpleNamespace(write_features=write_features)
-    monkeypatch.setitem(sys.modules, "vggnumpy.lookinside", stub)
-    monkeypatch.setattr(vggnumpy, "lookinside", stub, raising=False)
+    monkeypatch.setitem(sys.modules, "vggnumpy.learn.lookinside", stub)
+    monkeypatch.setattr(vggnumpy.learn, "lookinside", stub, raising=False)
     img = tmp_path / "cat.png"
     Image.fromarray(np.full((100, 160, 3), 200, np.uint8)).save(img)
     out = tmp_path / "out"
@@ -271,7 +275,7 @@ def test_cli_features_calls_lookinside(main, capsys, monkeypatch, nin_file, tmp_
 
 def test_real_lookinside_takes_the_agreed_arguments():
     try:
-        from vggnumpy import lookinside
+        from vggnumpy.learn import lookinside
     except ImportError:
         pytest.skip("vggnumpy/lookinside.py is not written yet")
     params = list(inspect.signature(lookinside.write_features).parameters)

@@ -5,7 +5,8 @@ import stat
 import numpy as np
 import pytest
 
-from vggnumpy import images, weights
+from vggnumpy.files import images
+from vggnumpy.weights import file as weights
 
 
 def _mode(path):
@@ -55,7 +56,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     class Boom(BaseException):
         pass
 
-    from vggnumpy import paths
+    from vggnumpy.files import paths
     with pytest.raises(Boom):
         with paths.atomic_write(str(path)) as tmp:
             open(tmp, "wb").write(b"half")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import clips                                    # benchmarks/clips.py
-from vggnumpy import flow
+from vggnumpy.video import flow
 
 
 def _shifted(dx, dy, h=40, w=56):

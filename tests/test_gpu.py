@@ -6,12 +6,12 @@ import sys
 import numpy as np
 import pytest
 
-from vggnumpy import backend
+from vggnumpy.nn import backend
 from vggnumpy.optim import device_lbfgs as dev_lbfgs
-from vggnumpy.kernels import conv as np_conv, pool as np_pool, relu as np_relu
-from vggnumpy.network import Network
-from vggnumpy.objective import Objective
-from vggnumpy.weights import random_weights
+from vggnumpy.nn.kernels import conv as np_conv, pool as np_pool, relu as np_relu
+from vggnumpy.nn.network import Network
+from vggnumpy.style.objective import Objective
+from vggnumpy.weights.file import random_weights
 
 GPU_OK, GPU_WHY = backend.gpu_status()
 needs_gpu = pytest.mark.skipif(not GPU_OK, reason=f"needs CuPy and a CUDA device: {GPU_WHY}")
@@ -25,7 +25,7 @@ def rel(a, b):
 # ---------------------------------------------------------------- anywhere
 
 def test_importing_vggnumpy_does_not_import_cupy():
-    code = "import sys, vggnumpy, vggnumpy.gpu, vggnumpy.optim.device, vggnumpy.network; print('cupy' in sys.modules)"
+    code = "import sys, vggnumpy, vggnumpy.nn.gpu, vggnumpy.optim.device, vggnumpy.nn.network; print('cupy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -100,7 +100,7 @@ POOL_CASES = [  # (H, W, k, stride, pad, ceil)
 @pytest.fixture
 def gk():
     pytest.importorskip("cupy")
-    from vggnumpy.gpu import kernels
+    from vggnumpy.nn.gpu import kernels
     return kernels
 
 

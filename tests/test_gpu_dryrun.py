@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import fakecupy
-from vggnumpy import backend
-from vggnumpy.kernels import conv as np_conv, pool as np_pool, relu as np_relu
-from vggnumpy.network import Network
-from vggnumpy.objective import Objective
-from vggnumpy.weights import random_weights
+from vggnumpy.nn import backend
+from vggnumpy.nn.kernels import conv as np_conv, pool as np_pool, relu as np_relu
+from vggnumpy.nn.network import Network
+from vggnumpy.style.objective import Objective
+from vggnumpy.weights.file import random_weights
 
 pytestmark = pytest.mark.filterwarnings("ignore:running an UNTRAINED network")
 
@@ -29,8 +29,8 @@ def cp(monkeypatch):
 
 @pytest.fixture
 def gk(cp):
-    """vggnumpy.gpu.kernels imported against the stand-in."""
-    from vggnumpy.gpu import kernels
+    """vggnumpy.nn.gpu.kernels imported against the stand-in."""
+    from vggnumpy.nn.gpu import kernels
     assert kernels.cp is cp
     return kernels
 
@@ -62,13 +62,13 @@ def test_install_is_undone_after_the_test():
     before = sys.modules.get("cupy")
     mp = pytest.MonkeyPatch()
     cp = fakecupy.install(mp)
-    from vggnumpy.gpu import kernels
+    from vggnumpy.nn.gpu import kernels
     assert kernels.cp is cp and sys.modules["cupy"] is cp
     mp.undo()
-    import vggnumpy.gpu
+    import vggnumpy.nn.gpu
     assert sys.modules.get("cupy") is before
-    assert getattr(sys.modules.get("vggnumpy.gpu.kernels"), "cp", None) is not cp
-    assert getattr(getattr(vggnumpy.gpu, "kernels", None), "cp", None) is not cp
+    assert getattr(sys.modules.get("vggnumpy.nn.gpu.kernels"), "cp", None) is not cp
+    assert getattr(getattr(vggnumpy.nn.gpu, "kernels", None), "cp", None) is not cp
 
 
 def test_the_stand_in_refuses_what_cupy_refuses(cp, gk):
@@ -250,8 +250,10 @@ def test_tiled_objective_on_the_gpu_path_matches_the_cpu(cp, gk, vgg19, rng):
 def test_the_memory_plan_on_the_gpu_reads_the_device_and_keeps_scipy_history_on_the_host(cp, vgg19, monkeypatch):
     """The budget is 80% of the device's free memory; scipy's L-BFGS history is not counted against it, so a
     2048 px run on a 3 GiB device is tiled with scipy's history kept, where the host budget would shorten it."""
-    from vggnumpy import api, arch as archmod, config
-    from vggnumpy import memory
+    from vggnumpy.run import pipeline as api
+    from vggnumpy.nn import arch as archmod
+    from vggnumpy import config
+    from vggnumpy.run import memory
     monkeypatch.setattr(cp.cuda.Device, "mem_info", property(lambda self: (3 << 30, 16 << 30)))
     # what earlier tests left resident in this process must not shrink the host budget (the plan counts it)
     monkeypatch.setattr(memory, "resident", lambda: memory.CALIBRATION_RESIDENT)

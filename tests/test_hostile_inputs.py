@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vggnumpy import paths
+from vggnumpy.files import paths
 
 FAST = ["-s", "40", "--scales", "1", "-n", "2", "--no-progress"]
 PIPE_TIMEOUT = 30           # a command that opens a FIFO blocks for ever: the test fails at this limit instead
@@ -112,7 +112,7 @@ def test_a_float_mask_with_nan_or_inf_is_refused(tmp_path, pics, bad):
 
 def test_an_array_with_nan_is_refused_by_the_api(tmp_path):
     from vggnumpy import stylize
-    from vggnumpy.images import ImageError
+    from vggnumpy.files.images import ImageError
     c = np.full((32, 32, 3), 0.5, np.float32)
     c[1, 1, 0] = np.nan
     with pytest.raises(ImageError, match="NaN"):
@@ -123,14 +123,14 @@ def test_an_array_with_nan_is_refused_by_the_api(tmp_path):
 
 SLOW_SETUP = (
     "import os, signal, sys, time\n"
-    "import vggnumpy.api as api\n"
+    "import vggnumpy.run.pipeline as api\n"
     "real = api.resolve_weights\n"
     "def slow(*a, **k):\n"
     "    os.kill(os.getpid(), signal.SIGTERM)\n"
     "    time.sleep(30)\n"
     "    return real(*a, **k)\n"
     "api.resolve_weights = slow\n"
-    "from vggnumpy.cli import main\n"
+    "from vggnumpy.cli.main import main\n"
     "sys.exit(main(sys.argv[1:]))\n")
 
 
@@ -182,7 +182,7 @@ def test_a_full_disk_names_the_file_and_what_to_do(tmp_path, code):
 
 
 def test_a_full_disk_message_on_the_terminal(tmp_path, pics, capsys, monkeypatch):
-    from vggnumpy.cli import main
+    from vggnumpy.cli.main import main
     c, s = pics
     out = str(tmp_path / "o.png")
     monkeypatch.setattr(Image.Image, "save", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))

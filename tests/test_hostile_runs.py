@@ -204,7 +204,7 @@ def test_sigterm_while_weights_are_saved_leaves_no_temporary_file(tmp_path):
         "        time.sleep(2)\n"
         "    return real(self, *a, **k)\n"
         "h5py.Group.create_dataset = slow\n"
-        "from vggnumpy.cli import main\n"
+        "from vggnumpy.cli.main import main\n"
         f"sys.exit(main(['weights', 'random', '--arch', 'vgg16', '-o', {out!r}]))\n")
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert p.returncode == 143 and "Traceback" not in p.stderr, p.stderr
@@ -221,7 +221,7 @@ def test_a_size_beyond_the_machine_is_refused_before_the_work(tmp_path, pics, mo
 
 def test_the_memory_model_is_close_to_the_measured_peaks():
     """bench_eval.py's peak resident memory of one VGG-19 evaluation (benchmarks/README.md): within 10%."""
-    from vggnumpy import memory
+    from vggnumpy.run import memory
     for side, measured_mib in [(256, 336), (512, 584), (1024, 1579), (2048, 5771)]:
         model = memory.estimate("vgg19", side, side, "relu5_1", "adam", 0)[1] / 2 ** 20
         assert 0.9 < model / measured_mib < 1.1, (side, model, measured_mib)
@@ -229,7 +229,7 @@ def test_the_memory_model_is_close_to_the_measured_peaks():
 
 @pytest.mark.parametrize("link", ["symlink", "hardlink"])
 def test_weights_convert_never_writes_onto_its_input(tmp_path, link):
-    from vggnumpy import weights
+    from vggnumpy.weights import file as weights
     src = str(tmp_path / "w.h5")
     weights.save(weights.random_weights("vgg16", 0), src)
     other = str(tmp_path / "other.h5")

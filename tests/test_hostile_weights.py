@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import weightfiles as wf
-from vggnumpy import weights as wmod
-from vggnumpy.convert import convert_file
+from vggnumpy.weights import file as wmod
+from vggnumpy.weights.convert import convert_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MOTIF = b"PWD!"                        # 4 bytes: any reordering of float32 values copied from SECRET still shows it

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vggnumpy import images, paths
+from vggnumpy.files import images, paths
 
 
 def _save(tmp_path, name, im, **kw):

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from conftest import fd_grad, rel_error
-from vggnumpy.kernels import conv, pool, relu
-from vggnumpy.kernels.engine import Engine
+from vggnumpy.nn.kernels import conv, pool, relu
+from vggnumpy.nn.kernels.engine import Engine
 
 # (C, O, K, stride, pad, H, W): VGG's 3x3/1/1, NIN's 11x11/4, 5x5/1/2 and 1x1, and odd cases.
 CONV_CASES = [(3, 4, 3, 1, 1, 7, 9), (3, 5, 11, 4, 0, 27, 23), (4, 3, 5, 1, 2, 8, 6), (4, 6, 1, 1, 0, 5, 5),
@@ -139,7 +139,7 @@ def test_conv_relu_fused_matches_reference(case, path, rng, monkeypatch):
 
 def test_winograd_bias_position_adds_to_every_output():
     """The bias goes into one position of the transformed tile (winograd._BIAS_AT): A^T e e^T A must be all ones."""
-    from vggnumpy.kernels import winograd
+    from vggnumpy.nn.kernels import winograd
     e = np.zeros(36)
     e[winograd._BIAS_AT] = 1
     np.testing.assert_array_equal(np.kron(winograd.AT, winograd.AT) @ e, np.ones(16))
@@ -233,7 +233,7 @@ def test_threads_do_not_change_results(rng):
 
 
 def test_threads_setting_is_checked_and_read_once(monkeypatch):
-    """$VGGNUMPY_THREADS is read when an engine is built (paths.env_threads), not at every call."""
+    """$VGGNUMPY_THREADS is read when an engine is built (engine.env_threads), not at every call."""
     monkeypatch.setenv("VGGNUMPY_THREADS", "two")
     with pytest.raises(ValueError, match="VGGNUMPY_THREADS"):
         Engine()

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vggnumpy import api, config
-from vggnumpy.weights import random_weights
+from vggnumpy.run import pipeline as api
+from vggnumpy import config
+from vggnumpy.weights.file import random_weights
 
 
 def _images():

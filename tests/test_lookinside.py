@@ -7,9 +7,10 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from vggnumpy import images, lookinside  # noqa: E402
-from vggnumpy.network import Network  # noqa: E402
-from vggnumpy.weights import random_weights  # noqa: E402
+from vggnumpy.files import images
+from vggnumpy.learn import lookinside  # noqa: E402
+from vggnumpy.nn.network import Network  # noqa: E402
+from vggnumpy.weights.file import random_weights  # noqa: E402
 
 LAYERS = ["relu1_1", "relu3_1"]
 
@@ -55,7 +56,7 @@ def test_write_features_writes_exactly_the_expected_non_blank_pngs(net, tmp_path
 
 
 def test_gram_distance_is_zero_to_itself_and_positive_to_another_image(net):
-    from vggnumpy.objective import features
+    from vggnumpy.style.objective import features
     chw = lambda a: np.ascontiguousarray(a.transpose(2, 0, 1))      # noqa: E731
     a, b = _image(0), _image(1)
     fa, fb = features(net, chw(a), LAYERS), features(net, chw(b), LAYERS)

@@ -5,11 +5,12 @@ import pytest
 from PIL import Image
 
 from conftest import assert_tiled_equals_untiled, fd_grad, rel_error, shared_image
-from vggnumpy import arch as archmod, masks, tiling
-from vggnumpy.cli import main
-from vggnumpy.network import Network
-from vggnumpy.objective import EmptyRegion, Objective, gram_targets
-from vggnumpy.weights import random_weights
+from vggnumpy.nn import arch as archmod
+from vggnumpy.style import masks, tiling
+from vggnumpy.cli.main import main
+from vggnumpy.nn.network import Network
+from vggnumpy.style.objective import EmptyRegion, Objective, gram_targets
+from vggnumpy.weights.file import random_weights
 
 STYLE = archmod.DEFAULT_LAYERS["vgg19"]["style"]
 
@@ -145,7 +146,7 @@ def test_two_styles_stay_in_their_regions(tmp_path):
 
 
 def _weights(tmp_path):
-    from vggnumpy.weights import save
+    from vggnumpy.weights.file import save
     path = tmp_path / "w.h5"
     if not path.exists():
         save(random_weights("vgg19", 0), str(path))

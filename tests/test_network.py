@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from vggnumpy import arch
-from vggnumpy.network import Network
-from vggnumpy.weights import random_weights
+from vggnumpy.nn import arch
+from vggnumpy.nn.network import Network
+from vggnumpy.weights.file import random_weights
 
 
 def test_tables_match_published_sizes():
@@ -104,6 +104,6 @@ def test_engine_settings(rng):
                                rtol=1e-4, atol=1e-4)
     assert {kind for _, kind in net.engine._derived} == {("columns", False)}
     assert Network(w).engine is not Network(w).engine
-    from vggnumpy.network import cpu_kernels
+    from vggnumpy.nn.network import cpu_kernels
     with pytest.raises(ValueError, match="threads and way"):
         Network(w, "max", kernels=cpu_kernels(net.engine), threads=2)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import fakecupy
-from vggnumpy.kernels import conv as np_conv, pool as np_pool, relu as np_relu
+from vggnumpy.nn.kernels import conv as np_conv, pool as np_pool, relu as np_relu
 
-GPU_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vggnumpy", "gpu")
+GPU_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vggnumpy", "nn", "gpu")
 SOURCES = sorted(glob.glob(os.path.join(GPU_DIR, "*.cu")))
 NVCC = shutil.which("nvcc") or ("/usr/local/bin/nvcc" if os.path.exists("/usr/local/bin/nvcc") else None)
 
@@ -55,7 +55,7 @@ def test_nvcc_rejects_a_broken_source(tmp_path):
 
 @pytest.fixture(scope="module")
 def host_kernels():
-    """vggnumpy.gpu.kernels imported against a stand-in 'cupy': NumPy arrays, and RawModule built for the host.
+    """vggnumpy.nn.gpu.kernels imported against a stand-in 'cupy': NumPy arrays, and RawModule built for the host.
 
     The host build and the launch over the real grid and block are tests/fakecupy.py's (HostModule); here the
     kernels take plain NumPy arrays, while tests/test_gpu_dryrun.py runs the same sources under the whole
@@ -66,8 +66,8 @@ def host_kernels():
     fake = types.ModuleType("cupy")
     fake.__dict__.update({k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
     fake.RawModule = lambda code, options=(): fakecupy.HostModule(code, options)
-    # Loaded under another name, so the real vggnumpy.gpu.kernels (and sys.modules['cupy']) stay untouched.
-    spec = importlib.util.spec_from_file_location("vggnumpy.gpu._host_kernels", os.path.join(GPU_DIR, "kernels.py"))
+    # Loaded under another name, so the real vggnumpy.nn.gpu.kernels (and sys.modules['cupy']) stay untouched.
+    spec = importlib.util.spec_from_file_location("vggnumpy.nn.gpu._host_kernels", os.path.join(GPU_DIR, "kernels.py"))
     mod = importlib.util.module_from_spec(spec)
     saved = sys.modules.get("cupy")
     sys.modules["cupy"] = fake
@@ -165,8 +165,8 @@ def test_host_emulated_relu_matches_loop_reference(host_kernels, inplace, rng):
 @pytest.mark.parametrize("pooling", ["max", "avg"])
 def test_host_emulated_network_matches_numpy_path(host_kernels, pooling, rng):
     """The whole VGG-19 to relu5_1 and its input gradient through the GPU layer code, against the NumPy path."""
-    from vggnumpy.network import Network
-    from vggnumpy.weights import random_weights
+    from vggnumpy.nn.network import Network
+    from vggnumpy.weights.file import random_weights
     w = random_weights("vgg19", seed=3)
     x = rng.standard_normal((1, 3, 32, 40)).astype(np.float32)
     ref_net, net = Network(w, pooling), Network(w, pooling, kernels=host_kernels.KERNELS)

@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 
 from conftest import fd_grad, rel_error
-from vggnumpy import losses
-from vggnumpy.network import Network
-from vggnumpy.objective import Objective, preprocess_backward, preprocess_forward
-from vggnumpy.weights import CAFFE, random_weights
+from vggnumpy.style import losses
+from vggnumpy.nn.network import Network
+from vggnumpy.style.objective import Objective
+from vggnumpy.nn.preprocess import preprocess_backward, preprocess_forward
+from vggnumpy.weights.file import CAFFE, random_weights
 
 
 def test_gram_is_mean_outer_product(rng):

@@ -8,10 +8,10 @@ import pytest
 
 import onnxfiles as of
 import weightfiles as wf
-from vggnumpy import arch as archmod
-from vggnumpy import weights as wmod
-from vggnumpy.cli import main
-from vggnumpy.convert import convert_file, detect
+from vggnumpy.nn import arch as archmod
+from vggnumpy.weights import file as wmod
+from vggnumpy.cli.main import main
+from vggnumpy.weights.convert import convert_file, detect
 
 TYPED = {"conv1_1": "float-unpacked", "conv1_2": "double", "conv2_1": "double-unpacked", "conv2_2": "f16-int32",
          "conv3_1": "f16", "conv3_2": "bf16", "conv3_3": "float"}        # the rest: raw FLOAT
@@ -108,8 +108,8 @@ def test_vgg19_by_count(tmp_path):
 def test_features_match_onnxruntime(files, converted, name):
     """onnxruntime runs our writer's graph to pool5: the weights as read give the same features."""
     ort = pytest.importorskip("onnxruntime")
-    from vggnumpy.network import Network
-    from vggnumpy.objective import preprocess_forward
+    from vggnumpy.nn.network import Network
+    from vggnumpy.nn.preprocess import preprocess_forward
     w = converted[name]
     img = np.random.default_rng(7).random((3, 32, 32), dtype=np.float32)
     x, _ = preprocess_forward(img, w)                                       # (1, 3, 32, 32)
@@ -121,7 +121,7 @@ def test_features_match_onnxruntime(files, converted, name):
 
 
 def test_reading_imports_no_onnx(files):
-    code = ("import sys; from vggnumpy.convert import convert_file; convert_file(sys.argv[1]); "
+    code = ("import sys; from vggnumpy.weights.convert import convert_file; convert_file(sys.argv[1]); "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('onnx', 'onnxruntime', 'google')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code, files["tf2onnx"]], check=True)
@@ -237,7 +237,7 @@ def test_not_a_vgg_graph(tmp_path, ops, message):
 
 def test_unpacked_floats_read_in_one_go():
     """An unpacked float_data (a key before every value) becomes one array, not one chunk a value."""
-    from vggnumpy.convert import onnxfile
+    from vggnumpy.weights.convert import onnxfile
     a = np.random.default_rng(3).standard_normal(1000).astype(np.float32)
     for storage, field in (("float-unpacked", 4), ("double-unpacked", 10)):
         t = of.tensor("t", a, storage)

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from vggnumpy.network import Network
-from vggnumpy.objective import Objective
+from vggnumpy.nn.network import Network
+from vggnumpy.style.objective import Objective
 from vggnumpy.optim import adam, lbfgs
-from vggnumpy.weights import random_weights
+from vggnumpy.weights.file import random_weights
 
 
 @pytest.mark.parametrize("scale", [1e-9, 1.0, 2.9e12])
@@ -50,7 +50,8 @@ def test_optimisers_lower_the_style_objective(method, rng):
 
 _MEASURE = """
 import sys, numpy as np
-from vggnumpy import memory, optim
+from vggnumpy import optim
+from vggnumpy.run import memory
 name, pixels, m = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 n = 3 * pixels
 rng = np.random.default_rng(0)
@@ -73,7 +74,7 @@ def test_the_memory_model_bounds_each_optimiser(name):
     arrays it counts beside them (memory.py; without SCIPY_EXTRA, scipy's 470 bytes per value broke a 4096 px plan)."""
     import subprocess
     import sys
-    from vggnumpy import memory
+    from vggnumpy.run import memory
     if memory._proc_bytes("/proc/self/status", "VmHWM") is None:
         pytest.skip("needs /proc/self/status (Linux)")
     pixels, m = 1_000_000, 5

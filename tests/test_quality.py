@@ -42,7 +42,7 @@ def test_arrays_score_like_their_files(judge, tmp_path):
     c, s = shared_image("content", "tubingen.jpg"), shared_image("style", "starry_night.jpg")
     rng = np.random.default_rng(0)
     img = rng.random((48, 64, 3), dtype=np.float32)
-    from vggnumpy import images
+    from vggnumpy.files import images
     images.save_image(str(tmp_path / "x.png"), img)
     a, b = judge.score(img, c, s), judge.score(str(tmp_path / "x.png"), c, s)
     assert np.allclose(a, b, atol=1e-9)

@@ -2,7 +2,7 @@
 import os
 
 from conftest import ROOT
-from vggnumpy.cli import options_table
+from vggnumpy.cli.options import options_table
 
 
 def _readme():

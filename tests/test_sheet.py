@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vggnumpy import sheet
-from vggnumpy.paths import OutputError
-from vggnumpy.sheet import GREY, contact_sheet, layout
+from vggnumpy.batch import sheet
+from vggnumpy.files.paths import OutputError
+from vggnumpy.batch.sheet import GREY, contact_sheet, layout
 
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
 THUMB = 64

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from conftest import fd_grad, rel_error
-from vggnumpy import losses, terms
+from vggnumpy.style import losses, terms
 
 
 def test_gram_statistics_of_tiles_add_up_to_the_whole(rng):

@@ -8,17 +8,19 @@ import numpy as np
 import pytest
 
 from conftest import assert_tiled_equals_untiled, shared_image
-from vggnumpy import arch as archmod, terms, tiling
-from vggnumpy.network import Network
-from vggnumpy.objective import Objective
-from vggnumpy.weights import random_weights
+from vggnumpy import config
+from vggnumpy.nn import arch, arch as archmod
+from vggnumpy.style import terms, tiling
+from vggnumpy.nn.network import Network
+from vggnumpy.style.objective import Objective
+from vggnumpy.weights.file import random_weights
 
 
 def test_receptive_fields_and_halos():
-    assert tiling.receptive("vgg19", "relu5_1") == (16, -70, 156)        # pixels [16k - 70, 16k + 85]
+    assert arch.receptive("vgg19", "relu5_1") == (16, -70, 156)        # pixels [16k - 70, 16k + 85]
     assert tiling.halo("vgg19", ["relu1_1", "relu4_2", "relu5_1"]) == (80, 16)
     assert tiling.halo("vgg16", ["relu1_1", "relu4_2", "relu5_1"]) == (64, 16)
-    assert tiling.receptive("nin", "relu0") == (4, 0, 11)                 # conv1: 11x11, stride 4, no pad
+    assert arch.receptive("nin", "relu0") == (4, 0, 11)                 # conv1: 11x11, stride 4, no pad
 
 
 def test_the_tiles_cover_the_image_once():
@@ -97,7 +99,7 @@ def test_targets_made_tile_by_tile_equal_the_whole_images(rng):
 
 
 def test_the_memory_plan_fits_its_budget_and_prefers_the_whole_image():
-    from vggnumpy import memory
+    from vggnumpy.run import memory
     halo = tiling.halo("vgg19", ["relu1_1", "relu4_2", "relu5_1"])
     whole = memory.plan("vgg19", "relu5_1", (512, 512), 512 * 64 * 64, "lbfgs", 20, 4 << 30, halo)
     assert whole.tile is None and whole.optimizer == "lbfgs" and whole.memory == 20
@@ -108,12 +110,12 @@ def test_the_memory_plan_fits_its_budget_and_prefers_the_whole_image():
         memory.plan("vgg19", "relu5_1", (192, 256), 512 * 24 * 32, "lbfgs", 20, 300 << 20, halo)
     with pytest.raises(ValueError, match="needs at least"):
         memory.plan("vgg19", "relu5_1", (256, 256), 512 * 32 * 32, "lbfgs", 20, 260 << 20, halo)
-    assert memory.parse_bytes("4G") == 4 << 30 and memory.parse_bytes("1500M") == 1500 << 20
+    assert config.parse_bytes("4G") == 4 << 30 and config.parse_bytes("1500M") == 1500 << 20
 
 
 PEAK_SCRIPT = """
 import sys
-from vggnumpy.cli import main
+from vggnumpy.cli.main import main
 code = main(sys.argv[1:])
 with open('/proc/self/status') as f:
     peak = [line for line in f if line.startswith('VmHWM:')][0].split()[1]

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from vggnumpy.network import Network
-from vggnumpy.weights import random_weights
+from vggnumpy.nn.network import Network
+from vggnumpy.weights.file import random_weights
 
 torch = pytest.importorskip("torch")
 from torchvgg import trunk  # noqa: E402  (benchmarks/torchvgg.py, the builder the benchmarks use)
@@ -56,7 +56,7 @@ def test_the_benchmarks_pytorch_objective_matches_ours(rng):
     """benchmarks/common.torch_objective (the PyTorch peer every benchmark times) computes our objective's loss and
     gradient from its terms: content, blended Gram styles, TV; float32, relative 1e-4."""
     import common
-    from vggnumpy.objective import Objective
+    from vggnumpy.style.objective import Objective
     w = random_weights("vgg19", seed=0)
     content, s1, s2 = (rng.uniform(0, 1, (3, 48, 40)).astype(np.float32) for _ in range(3))
     obj = Objective(Network(w, "avg"), content, [s1, s2], [0.3, 0.7], {"relu4_2": 1.0},

@@ -11,8 +11,10 @@ pytest.importorskip("cv2")
 
 import clips                                    # benchmarks/clips.py (conftest puts benchmarks/ on the path)
 from conftest import shared_image
-from vggnumpy import api, images, video, videoio
-from vggnumpy.weights import random_weights
+from vggnumpy.run import pipeline as api
+from vggnumpy.files import images
+from vggnumpy.video import clip as video, frames as videoio
+from vggnumpy.weights.file import random_weights
 
 # Small and quick: the untrained VGG-19 (seed 0) at 48 px, few iterations.
 FAST = dict(size=48, iterations=4, scales=1, frame_iterations=2, progress=False)
@@ -111,7 +113,7 @@ def test_cli_writes_an_mp4_with_the_input_frame_rate_and_resumes(pan, tmp_path):
 
 
 def _weights_file(tmp_path):
-    from vggnumpy.weights import save
+    from vggnumpy.weights.file import save
     path = str(tmp_path / "w.h5")
     if not os.path.exists(path):
         save(random_weights("vgg19", 0), path)

@@ -15,8 +15,9 @@ pytest.importorskip("cv2")
 
 from PIL import Image
 
-from vggnumpy import images, video, videoio
-from vggnumpy.weights import random_weights
+from vggnumpy.files import images
+from vggnumpy.video import clip as video, frames as videoio
+from vggnumpy.weights.file import random_weights
 
 FAST = ["-s", "32", "--scales", "1", "-n", "2", "--frame-iterations", "1", "--no-progress"]
 API_FAST = dict(size=32, scales=1, iterations=2, frame_iterations=1, progress=False)
@@ -29,7 +30,7 @@ def weights():
 
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory, weights):
-    from vggnumpy.weights import save
+    from vggnumpy.weights.file import save
     path = str(tmp_path_factory.mktemp("weights") / "w.h5")
     save(weights, path)
     return path
@@ -159,7 +160,7 @@ def test_a_frame_declaring_too_many_pixels_is_refused_before_any_work(work, weig
 
 
 def test_the_pixel_limit_applies_to_video_streams_and_folder_frames(tmp_path, monkeypatch):
-    from vggnumpy.images import ImageError
+    from vggnumpy.files.images import ImageError
     frames = [_rgb(k, 48, 64) for k in range(2)]
     videoio.write_video(str(tmp_path / "a.mp4"), frames, 24)
     os.mkdir(tmp_path / "f")

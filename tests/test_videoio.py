@@ -10,8 +10,8 @@ pytest.importorskip("av")
 
 import clips                                    # benchmarks/clips.py
 from conftest import shared_image
-from vggnumpy import videoio
-from vggnumpy.images import ImageError
+from vggnumpy.video import frames as videoio
+from vggnumpy.files.images import ImageError
 
 
 def _pattern(k, h=48, w=64):

@@ -3,7 +3,7 @@ import h5py
 import numpy as np
 import pytest
 
-from vggnumpy import weights as wmod
+from vggnumpy.weights import file as wmod
 
 
 def test_round_trip_keeps_everything(tmp_path):

@@ -7,7 +7,7 @@ import zipfile
 
 import numpy as np
 
-from vggnumpy import arch as archmod
+from vggnumpy.nn import arch as archmod
 
 # ---------------------------------------------------------------- the one set of weights
 

@@ -1,6 +1,6 @@
 """python -m vggnumpy: the same as the vggnumpy command."""
 import sys
 
-from .cli import main
+from .cli.main import main
 
 sys.exit(main())

@@ -223,7 +223,7 @@ def _check_field(f, v):
     if kind in ("flag", "noflag") and not isinstance(v, bool):
         raise OptionError(f"{name} {v!r}: expected True or False")
     if kind == "bytes":
-        from .memory import parse_bytes
+        from .config import parse_bytes
         try:
             n = parse_bytes(v)
         except ValueError:
@@ -301,3 +301,16 @@ class Job:
             raise OptionError("a job needs 'content' (a file name) and 'styles' (a list of file names)")
         return cls(content=d["content"], styles=tuple(d["styles"]), output=d.get("output"),
                    options=make(**d.get("options", {})))
+
+
+def parse_bytes(text):
+    """'4G', '1500M', '2.5G', '800000000' -> bytes (int); ValueError for anything else."""
+    t = str(text).strip().upper().removesuffix("IB").removesuffix("B") if str(text).strip() else ""
+    unit = t[-1:] if t[-1:] in UNITS and t[-1:] != "" and not t[-1:].isdigit() else ""
+    number = float(t[:-1] if unit else t)
+    if not number > 0 or number == float("inf"):
+        raise ValueError(text)
+    return int(number * UNITS[unit])
+
+
+UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}

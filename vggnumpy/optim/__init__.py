@@ -5,22 +5,9 @@ and yields one Step per iteration: the accepted x, its loss and its terms. They 
 [lower, upper] and write nothing: the caller's listeners (listeners.py) do. Closing the generator stops it.
 lbfgs, device_lbfgs and adam run one to the end: (x, info), with on_iter(iteration, x, loss) -> True to stop.
 """
-from dataclasses import dataclass, field
+from .step import Step, call
 
-
-@dataclass
-class Step:
-    """One accepted iteration: x (n,) float32 on the optimiser's device, its loss and its terms' losses."""
-    iteration: int
-    x: object
-    loss: float
-    parts: dict = field(default_factory=dict)
-
-
-def call(fun, x):
-    """fun(x) as (loss, grad, parts), whether fun returns two values or three."""
-    out = fun(x)
-    return (out[0], out[1], out[2]) if len(out) == 3 else (out[0], out[1], {})
+__all__ = ["Step", "call", "steps", "run", "lbfgs", "device_lbfgs", "adam"]
 
 
 def steps(name, fun, x0, iterations, lower=0.0, upper=1.0, memory=20, learning_rate=0.02):

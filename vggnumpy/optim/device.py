@@ -10,8 +10,8 @@ only where the loss is compared in the line search.
 """
 import numpy as np
 
-from ..backend import xp_of
-from . import Step, call
+from ..nn.backend import xp_of
+from .step import Step, call
 
 
 def dot64(xp):

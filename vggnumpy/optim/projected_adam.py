@@ -1,6 +1,6 @@
 """Projected Adam over the pixels: one evaluation per iteration, each step reporting the loss of its own x."""
-from ..backend import xp_of
-from . import Step, call
+from ..nn.backend import xp_of
+from .step import Step, call
 
 
 def steps(fun, x0, iterations, lr=0.02, lower=0.0, upper=1.0, beta1=0.9, beta2=0.999, eps=1e-8):

@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from . import Step, call
+from .step import Step, call
 
 
 class _Abort(Exception):
