@@ -118,7 +118,8 @@ def torch_objective(torch, weights, side, device):
                             device=device).reshape(3, 1, 1)
         return ((img[order] - mean / weights.pixel_scale) * gain)[None]
 
-    gram = lambda f: (lambda m: m @ m.transpose(1, 2) / (f.shape[2] * f.shape[3]))(f.reshape(f.shape[0], f.shape[1], -1))
+    gram = lambda f: (lambda m: m @ m.transpose(1, 2) / (f.shape[2] * f.shape[3]))(
+        f.reshape(f.shape[0], f.shape[1], -1))
     with torch.no_grad():
         pc = feats(torch.from_numpy(prep(content)).to(device))
         ps = feats(torch.from_numpy(prep(style)).to(device))

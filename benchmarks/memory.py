@@ -123,7 +123,6 @@ def plan_tile(size, spec):
 
 def predicted_mb(size, tile):
     """The memory model's peak of one evaluation (network on the largest crop, whole-image arrays), MiB."""
-    from vggnumpy import config
     from vggnumpy.run import memory
     from vggnumpy.style import tiling
     import common

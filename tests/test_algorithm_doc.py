@@ -1,4 +1,5 @@
-"""docs/algorithm.md and vggnumpy/learn/gradcheck.py: every check passes, each can fail, the doc's links and commands hold."""
+"""docs/algorithm.md and vggnumpy/learn/gradcheck.py: every check passes, each can fail, the doc's links and commands \
+hold."""
 import os
 import re
 import subprocess

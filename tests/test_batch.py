@@ -1,4 +1,5 @@
-"""vggnumpy batch: grids and job files, Dask against one-after-another, resume, failures, Ctrl-C, what a task carries."""
+"""vggnumpy batch: grids and job files, Dask against one-after-another, resume, failures, Ctrl-C, what a task \
+carries."""
 import json
 import os
 import pickle
@@ -52,7 +53,8 @@ def test_a_job_file_round_trips(wfile, tmp_path):
     (tmp_path / "jobs.json").write_text(json.dumps(items))
     back = batch.read_job_file(str(tmp_path / "jobs.json"))
     assert [os.path.normpath(b.content) for b in back] == [j.content for j in jobs]
-    assert [b.options for b in back] == [j.options for j in jobs] and [b.styles for b in back] == [j.styles for j in jobs]
+    assert ([b.options for b in back] == [j.options for j in jobs]
+            and [b.styles for b in back] == [j.styles for j in jobs])
     batch_run.run_batch(jobs[:1], str(tmp_path / "ran"), sequential=True, log=lambda m: None, progress=False,
                         sheet=False)
     again = batch.read_job_file(str(tmp_path / "ran" / "jobs.json"))         # an earlier batch's record

@@ -87,7 +87,7 @@ def test_a_job_named_like_the_sheet_or_the_records_is_refused_the_same_way_each_
     assert _records(str(out))["jobs"][0]["status"] == "failed"
 
 
-# 2. billion laughs and other job-file bombs ----------------------------------------------------------------------------
+# 2. billion laughs and other job-file bombs ---------------------------------------------------------------------------
 
 def _laughs(levels, width=10):
     lines = ['a: &a ["lol"]']
@@ -144,7 +144,7 @@ def test_a_job_file_too_large_or_too_deep_is_refused_naming_it(tmp_path, monkeyp
     assert code == 1 and str(notutf) in err and "UTF-8" in err, err
 
 
-# 3. the number of jobs -------------------------------------------------------------------------------------------------
+# 3. the number of jobs ------------------------------------------------------------------------------------------------
 
 def test_too_many_jobs_are_refused_before_any_is_packed(wfile, tmp_path, monkeypatch, capsys):
     """1001 style weights: refused by default (1000) before a job is packed, saying --max-jobs; a job file the
@@ -170,7 +170,7 @@ def test_too_many_jobs_are_refused_before_any_is_packed(wfile, tmp_path, monkeyp
     assert code == 1 and "--max-jobs 0" in err, err
 
 
-# 4. wrong types in a job file ------------------------------------------------------------------------------------------
+# 4. wrong types in a job file -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("change, field", [
     (dict(styles=[1]), "styles"),
@@ -223,7 +223,7 @@ def test_a_job_that_is_not_an_object_is_refused(tmp_path, capsys):
     assert code == 1 and str(path) in err and "job 2" in err, err
 
 
-# 5. job outputs checked before the first job runs -----------------------------------------------------------------------
+# 5. job outputs checked before the first job runs ---------------------------------------------------------------------
 
 def test_bad_job_outputs_are_failed_each_and_the_others_run(wfile, tmp_path):
     """Outputs that leave the folder, name a non-image or the records: each job failed with its error; the others
@@ -283,7 +283,7 @@ def test_a_jpeg_not_written_by_a_batch_is_still_refused(wfile, tmp_path):
     assert entries[0].record["status"] == "failed" and "not written by vggnumpy batch" in entries[0].record["error"]
 
 
-# 7. the output folder --------------------------------------------------------------------------------------------------
+# 7. the output folder -------------------------------------------------------------------------------------------------
 
 def test_a_read_only_output_folder_is_refused_before_any_job_runs(wfile, tmp_path, monkeypatch, capsys):
     out = tmp_path / "ro"

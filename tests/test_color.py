@@ -1,4 +1,5 @@
-"""Colour control: histogram matching gives the target's colour statistics; luminance-only keeps the content's chroma."""
+"""Colour control: histogram matching gives the target's colour statistics; luminance-only keeps the content's \
+chroma."""
 import numpy as np
 import pytest
 

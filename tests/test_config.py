@@ -1,4 +1,5 @@
-"""The job description: one set of defaults per network, the CLI and stylize made from it, JSON and pickle, the schedule."""
+"""The job description: one set of defaults per network, the CLI and stylize made from it, JSON and pickle, the \
+schedule."""
 import dataclasses
 import inspect
 import pickle
@@ -94,7 +95,8 @@ def test_a_job_survives_json_and_pickle():
 
 
 @pytest.mark.parametrize("total, n, want", [(180, 2, [150, 30]), (110, 3, [50, 50, 10]), (3, 2, [2, 1]),
-                                            (3, 1, [3]), (0, 3, [0, 0, 0]), (1, 2, [0, 1]), (7, 1, [7]), (1000, 4, [313, 312, 312, 63])])
+                                            (3, 1, [3]), (0, 3, [0, 0, 0]), (1, 2, [0, 1]), (7, 1, [7]),
+                                            (1000, 4, [313, 312, 312, 63])])
 def test_the_budget_is_split_over_the_scales(total, n, want):
     assert schedule.split(total, n) == want and sum(want) == total
 

@@ -1,4 +1,5 @@
-"""Every converter on synthetic files laid out like the real releases: identical weights, identical features, safe pickles."""
+"""Every converter on synthetic files laid out like the real releases: identical weights, identical features, safe \
+pickles."""
 import os
 import shutil
 
@@ -19,7 +20,8 @@ BUILDERS = {
     "keras-v0.1": (lambda p, P: wf.write_keras(p, P, "vgg19", "v0.1"), "keras", wmod.CAFFE),
     "keras-2": (lambda p, P: wf.write_keras(p, P, "vgg19", "keras2"), "keras", wmod.CAFFE),
     "torchvision-legacy": (lambda p, P: wf.write_torch_legacy(p, wf.torchvision_sd(P), shared_bias=True,
-                                                              rebuild="_rebuild_tensor"), "torch-legacy", wmod.TORCHVISION),
+                                                              rebuild="_rebuild_tensor"),
+                           "torch-legacy", wmod.TORCHVISION),
     "torchvision-zip": (lambda p, P: wf.write_torch_zip(p, wf.torchvision_sd(P)), "torch-zip", wmod.TORCHVISION),
     "vgg_conv-legacy": (lambda p, P: wf.write_torch_legacy(p, wf.paper_sd(P)), "torch-legacy", wmod.CAFFE),
     "caffe-v1": (lambda p, P: wf.write_caffe(p, P, "vgg19", "v1", unpacked=("conv1_2",)), "caffe", wmod.CAFFE),

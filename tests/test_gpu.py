@@ -25,7 +25,8 @@ def rel(a, b):
 # ---------------------------------------------------------------- anywhere
 
 def test_importing_vggnumpy_does_not_import_cupy():
-    code = "import sys, vggnumpy, vggnumpy.nn.gpu, vggnumpy.optim.device, vggnumpy.nn.network; print('cupy' in sys.modules)"
+    code = ("import sys, vggnumpy, vggnumpy.nn.gpu, vggnumpy.optim.device, vggnumpy.nn.network; "
+            "print('cupy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

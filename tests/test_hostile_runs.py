@@ -85,11 +85,13 @@ def test_no_output_resolves_to_an_input_or_another_output(tmp_path, pics, case):
     ("--style-weight", "-1", "--style-weight"), ("--tv-weight", "inf", "--tv-weight"),
     ("--learning-rate", "nan", "--learning-rate"), ("--learning-rate", "0", "--learning-rate"),
     ("--seed", "-1", "--seed"), ("--lbfgs-memory", "0", "--lbfgs-memory"), ("--iterations", "-3", "--iterations"),
-    ("--style-layer-weights", "1,nan,1,1,1", "--style-layer-weights"), ("--style-blend-weights", "inf", "--style-blend-weights"),
+    ("--style-layer-weights", "1,nan,1,1,1", "--style-layer-weights"),
+    ("--style-blend-weights", "inf", "--style-blend-weights"),
     ("--style-blend-weights", "0", "--style-blend-weights"), ("--scales", "0", "--scales"),
     ("--scales", "40", "--scales"), ("--scale-iterations", "3,-1", "--scale-iterations"),
     ("--print-every", "-2", "--print-every"), ("--max-memory", "10M", "--max-memory"),
-    ("--max-memory", "lots", "--max-memory"), ("--max-memory", "-4G", "--max-memory"), ("--gif", "x.png", "--gif"), ("--trace", "t.txt", "--trace"),
+    ("--max-memory", "lots", "--max-memory"), ("--max-memory", "-4G", "--max-memory"), ("--gif", "x.png", "--gif"),
+    ("--trace", "t.txt", "--trace"),
 ])
 def test_every_number_option_is_checked(tmp_path, pics, option, value, expect):
     c, s = pics

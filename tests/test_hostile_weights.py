@@ -1,4 +1,5 @@
-"""Hostile weight files: data kept in other files and sizes declared beyond what a file holds are refused before reading."""
+"""Hostile weight files: data kept in other files and sizes declared beyond what a file holds are refused before \
+reading."""
 import collections
 import os
 import pickle
@@ -25,7 +26,8 @@ SECRET = MOTIF * (64 * 3 * 3 * 3)      # exactly conv1_1's kernel: 6912 bytes of
 HUGE = 2 ** 20                         # (HUGE, HUGE, 3, 3) float32 = 36 TiB, declared by files of a few KB
 PEAK = 64 << 20                        # what a refusal may allocate (tracemalloc: Python and NumPy memory), bytes
 # format -> (group, dataset, shape) of conv1_1's kernel: ours is (O, I, KH, KW), Keras' (KH, KW, I, O)
-TARGET = {"vggnumpy": ("conv1_1", "weight", (64, 3, 3, 3)), "keras": ("block1_conv1", "block1_conv1_W_1:0", (3, 3, 3, 64))}
+TARGET = {"vggnumpy": ("conv1_1", "weight", (64, 3, 3, 3)),
+          "keras": ("block1_conv1", "block1_conv1_W_1:0", (3, 3, 3, 64))}
 KINDS = ["external-storage", "external-link", "soft-link-through-external", "virtual", "plugin-filter"]
 PLUGIN = 32015                         # an HDF5 filter id that HDF5 would look for in its plugin folders
 

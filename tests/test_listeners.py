@@ -77,8 +77,8 @@ def test_print_every_prints_the_terms_of_the_accepted_iterate(tmp_path):
     logs = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", api.UntrainedWeightsWarning)
-        res = api.stylize(content, [style], size=40, weights=random_weights("vgg19", 0), progress=False,
-                          log=logs.append, iterations=4, print_every=2)
+        api.stylize(content, [style], size=40, weights=random_weights("vgg19", 0), progress=False,
+                    log=logs.append, iterations=4, print_every=2)
     lines = [l for l in logs if l.startswith("iteration ")]
     assert [l.split(":")[0] for l in lines] == ["iteration 2", "iteration 4"]
     total = float(lines[-1].split("loss ")[1].split(" ")[0])

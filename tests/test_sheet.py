@@ -1,4 +1,5 @@
-"""The contact sheet: each output in its row and column, the inputs in the margins, failures drawn, files written safely."""
+"""The contact sheet: each output in its row and column, the inputs in the margins, failures drawn, files written \
+safely."""
 import os
 
 import numpy as np

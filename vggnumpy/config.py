@@ -64,7 +64,8 @@ class Options:
                          "average); inside = only units whose receptive field lies wholly in the region; all = "
                          "units that see any of it", "spatial and colour control", choices=("simple", "inside", "all"))
     color_transfer: str = opt(None, ["--color-transfer"], "keep the content's colours: luminance = transfer on "
-                              "luminance only, then the content's chroma; histogram or histogram:chol, :pca, :sym = recolour the "
+                              "luminance only, then the content's chroma; histogram or histogram:chol, :pca, :sym = "
+                              "recolour the "
                               "style images to the content's colour mean and covariance first (pca when not said)",
                               "spatial and colour control",
                               choices=("luminance", "histogram", "histogram:chol", "histogram:pca", "histogram:sym"),

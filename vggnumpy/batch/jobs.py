@@ -489,8 +489,8 @@ class WeightsCache:
 
 
 def run_task(task, cache=None, stop=None, files=None):
-    """Run one Task (on a worker, or here): {image (H, W, 3) uint8 (what the PNG holds), seconds, evaluations, iterations, loss,
-    weights, trained, interrupted}. An error is raised with the job's own file names in its message.
+    """Run one Task (on a worker, or here): {image (H, W, 3) uint8 (what the PNG holds), seconds, evaluations,
+    iterations, loss, weights, trained, interrupted}. An error is raised with the job's own file names in its message.
     stop() -> a reason ends the job early (its result then says `interrupted`). files: the bytes of the task's
     input files in order (Dask passes the scattered ones); here, where it was packed, the Task's own."""
     from ..run.pipeline import run

@@ -1,4 +1,5 @@
-"""Running a batch: which jobs are already done, the tasks run (on Dask or here), the outputs, DIR/jobs.json, the sheet."""
+"""Running a batch: which jobs are already done, the tasks run (on Dask or here), the outputs, DIR/jobs.json, the \
+sheet."""
 import dataclasses
 import json
 import os
@@ -173,7 +174,8 @@ def run_here(entries, stop, on_done):
             try:
                 result, error = batch.run_task(e.task, cache, stop), None
             except Exception as err:           # the job's own failure: recorded; the others go on
-                result, error = None, str(err) if isinstance(err, (ValueError, OSError)) else f"{type(err).__name__}: {err}"
+                result, error = None, (str(err) if isinstance(err, (ValueError, OSError))
+                                       else f"{type(err).__name__}: {err}")
             if error is None or stop():
                 break
         if result is not None and result.get("interrupted"):

@@ -1,4 +1,5 @@
-"""The contact sheet of a batch: photos as rows, paintings and settings as columns, the inputs in the margins (Pillow)."""
+"""The contact sheet of a batch: photos as rows, paintings and settings as columns, the inputs in the margins \
+(Pillow)."""
 import os
 import re
 import warnings

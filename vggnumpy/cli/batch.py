@@ -97,7 +97,8 @@ def jobs_of(args):
     if args.jobfile:
         if args.contents or args.styles or opts:
             raise BatchError(f"{args.jobfile}: with a job file, give the photos, paintings and options in the file, "
-                             f"not on the command line ({', '.join(['--contents'] * bool(args.contents) + list(opts))})")
+                             f"not on the command line "
+                             f"({', '.join(['--contents'] * bool(args.contents) + list(opts))})")
         return read_job_file(args.jobfile, max_jobs=_max_jobs(args))
     if not args.contents or not args.styles:
         raise BatchError("give a job file, or --contents PHOTO... and --styles PAINTING...")
@@ -116,7 +117,8 @@ def _max_jobs(args):
 
 def _is_grid(name):
     f = _field(name)
-    return f is not None and (f.metadata["kind"] in GRID_KINDS or bool(f.metadata["choices"] and not f.metadata["kind"]))
+    return f is not None and (f.metadata["kind"] in GRID_KINDS
+                              or bool(f.metadata["choices"] and not f.metadata["kind"]))
 
 
 def cmd_batch(args):

@@ -7,7 +7,7 @@ import warnings
 
 from .. import __version__, config
 from .options import add_style_options, options_of
-from .signals import Stopper, Terminated, _terminate
+from .signals import EXIT_CODES, Stopper, Terminated, _terminate
 
 
 
@@ -16,7 +16,7 @@ def _stylize(args, content, styles, output):
     from ..run.pipeline import stylize
     with Stopper() as stop:
         res = stylize(content, styles, output, stop=stop, **options_of(args))
-    return {"": 0, "SIGINT": 130, "SIGTERM": 143}[res.interrupted]
+    return EXIT_CODES[res.interrupted]
 
 
 def cmd_style(args):
@@ -44,7 +44,7 @@ def cmd_video(args):
     with Stopper("keeping the frames already finished; rerun the same command to go on") as stop:
         res = stylize_video(args.input, args.styles, args.output, stop=stop,
                             **options_of(args, config.VideoOptions), **options_of(args))
-    return {"": 0, "SIGINT": 130, "SIGTERM": 143}[res.interrupted]
+    return EXIT_CODES[res.interrupted]
 
 
 def build_parser():

@@ -1,4 +1,5 @@
-"""The style options on the command line, made from config.Options: one argument per field, the defaults as help says them, and the README's options table."""
+"""The style options on the command line, made from config.Options: one argument per field, the defaults as help says \
+them, and the README's options table."""
 import argparse
 
 from .. import config

@@ -1,6 +1,9 @@
-"""Signals during a command: the first Ctrl-C or SIGTERM stops a run at its next evaluation (or at once before it has begun), a second aborts; SIGTERM elsewhere ends the command with the temporary files removed."""
+"""Signals during a command: the first Ctrl-C or SIGTERM stops a run at its next evaluation (or at once before it has \
+begun), a second aborts; SIGTERM elsewhere ends the command with the temporary files removed."""
 import signal
 import sys
+
+EXIT_CODES = {"": 0, "SIGINT": 130, "SIGTERM": 143}       # a run's `interrupted` -> the exit status
 
 
 class Stopper:

@@ -73,7 +73,8 @@ def load_image(path, size=None, min_side=1, what="image"):
         raise ImageError(f"{path}: {what} holds NaN or infinite values (a floating-point image); save it with finite "
                          f"values from 0 to 1, e.g. as an 8-bit PNG") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: {what} is not an image Pillow can read; give a PNG, JPEG or other image file") from None
+        raise ImageError(f"{path}: {what} is not an image Pillow can read; "
+                         f"give a PNG, JPEG or other image file") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise ImageError(f"{path}: {what} could not be read ({e}); the file may be truncated or damaged") from None
     h, w = arr.shape[:2]
@@ -108,7 +109,8 @@ def check_output_path(path, what="output"):
     """Refuse, before any work, an image output with no writable format, folder or name (paths.check_writable)."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in WRITABLE:
-        raise ImageError(f"{path}: cannot write '{ext or 'no extension'}' files; end the output name in .png, .jpg or .jpeg")
+        raise ImageError(f"{path}: cannot write '{ext or 'no extension'}' files; "
+                         f"end the output name in .png, .jpg or .jpeg")
     check_writable(what, path)
 
 
@@ -158,8 +160,9 @@ def save_gif(path, frames, duration_ms=120):
         ims[0].save(tmp, format="GIF", save_all=True, append_images=ims[1:], duration=duration_ms, loop=0)
 
 
-# ITU-R BT.601 YIQ: Y carries luminance, I and Q the colour.
-_RGB2YIQ = np.array([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]],
+# ITU-R BT.601 YIQ: Y carries luminance, I and Q the colour. LUMA, Y's weights, is the one copy every module uses.
+LUMA = (0.299, 0.587, 0.114)
+_RGB2YIQ = np.array([LUMA, [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]],
                     dtype=np.float32)
 _YIQ2RGB = np.linalg.inv(_RGB2YIQ).astype(np.float32)
 

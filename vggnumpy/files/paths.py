@@ -1,7 +1,7 @@
-"""Where files go and how they are written: the cache folder, the environment, and atomic writes with the umask's mode."""
+"""Where files go and how they are written: the cache folder, the environment, and atomic writes with the umask's \
+mode."""
 import contextlib
 import os
-import re
 import stat
 import tempfile
 
@@ -113,18 +113,24 @@ def check_writable(what, path):
         raise OutputError(f"{path}: the {what} is a folder; give a file name")
 
 
+def frame_path(output, iteration):
+    """OUT_NNNN.ext: the frame of `iteration` beside the output (the one place this name is made)."""
+    stem, ext = os.path.splitext(output)
+    return f"{stem}_{iteration:04d}{ext}"
+
+
 def is_frame(path, output, every, total):
-    """True when `path` is one of the frames OUT_NNNN.ext written every `every` iterations up to `total`."""
+    """True when `path` is one of the frames frame_path(output, n) written every `every` iterations up to `total`."""
     stem, ext = os.path.splitext(os.path.basename(output))
     name = os.path.basename(path)
     if not (os.path.realpath(os.path.dirname(os.path.abspath(path)))
             == os.path.realpath(os.path.dirname(os.path.abspath(output)))):
         return False
-    m = re.fullmatch(re.escape(stem) + r"_(\d{4,})" + re.escape(ext), name)
-    if not m or f"{int(m.group(1)):04d}" != m.group(1):
+    digits = name[len(stem) + 1:len(name) - len(ext)] if name.startswith(stem + "_") and name.endswith(ext) else ""
+    if not (digits.isascii() and digits.isdigit()):
         return False
-    n = int(m.group(1))
-    return 0 < n <= total and n % every == 0
+    n = int(digits)
+    return os.path.basename(frame_path(output, n)) == name and 0 < n <= total and n % every == 0
 
 
 def check_outputs(outputs, inputs, frames=None):
@@ -136,7 +142,8 @@ def check_outputs(outputs, inputs, frames=None):
         check_writable(what, path)
         for iwhat, ipath in inputs:
             if same_file(path, ipath):
-                raise OutputError(f"{path}: the {what} would overwrite an input, the {iwhat} ({ipath}); choose another name")
+                raise OutputError(f"{path}: the {what} would overwrite an input, the {iwhat} ({ipath}); "
+                                  f"choose another name")
         for owhat, opath in outputs[:i]:
             if same_file(path, opath):
                 raise OutputError(f"{path}: the {what} and the {owhat} are the same file; give them different names")

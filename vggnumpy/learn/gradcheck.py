@@ -1,4 +1,5 @@
-"""Check one hand-written gradient against central finite differences in float64: python -m vggnumpy.learn.gradcheck NAME."""
+"""Check one hand-written gradient against central finite differences in float64: python -m vggnumpy.learn.gradcheck \
+NAME."""
 # Each check builds a small random input x, a scalar function fun(x) (a loss, or sum(r * out) with a fixed random
 # r for a layer, which makes the layer's backward of dout = r the gradient of fun) and the analytic gradient the
 # project computes, then compares both at SAMPLES random coordinates. docs/algorithm.md names the paper's equation

@@ -1,4 +1,5 @@
-"""The network's input convention: an RGB image in [0, 1] to the channel order, scale, mean and std its weights were trained with, and back for the gradient."""
+"""The network's input convention: an RGB image in [0, 1] to the channel order, scale, mean and std its weights were \
+trained with, and back for the gradient."""
 import numpy as np
 
 from .backend import xp_of

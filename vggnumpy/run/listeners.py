@@ -6,7 +6,6 @@ each accepted iteration, and finish(run, result) once with the final image (also
 Everything the program shows or writes while it works happens here, at the end of the data flow.
 """
 import json
-import os
 import sys
 import time
 
@@ -14,7 +13,7 @@ import numpy as np
 
 from ..files import images
 from ..nn.backend import to_numpy
-from ..files.paths import atomic_write
+from ..files.paths import atomic_write, frame_path
 
 
 class Listener:
@@ -117,12 +116,6 @@ class Frames(Listener):
             return img
         from ..learn.lookinside import beside_curve
         return beside_curve(img, self.trace.rows, run.total, height=max(min_height, img.shape[0]))
-
-
-def frame_path(output, iteration):
-    """OUT_NNNN.ext: the frame of `iteration` beside the output."""
-    stem, ext = os.path.splitext(output)
-    return f"{stem}_{iteration:04d}{ext}"
 
 
 class Gif(Listener):

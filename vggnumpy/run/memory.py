@@ -18,7 +18,8 @@ CALIBRATION_RESIDENT = 115 << 20   # resident before the calibration's targets: 
 # 16 bytes whole_image_bytes counts. A 4096 px run planned without it was killed by the OOM killer at 23.3 GiB.
 SCIPY_EXTRA = 400          # the measurements and a 10% margin (resident memory varies by a few percent run to run)
 # The device L-BFGS holds 2m float32 history vectors and DEVICE_VECTORS more (x, g, the direction, the trial point
-# and its gradient, temporaries): measured 133 bytes per value at m = 10 and 92 to 93 at m = 5 (with the test function's own temporaries).
+# and its gradient, temporaries): measured 133 bytes per value at m = 10 and 92 to 93 at m = 5 (with the test
+# function's own temporaries).
 DEVICE_VECTORS = 11       # likewise, with a margin
 
 

@@ -1,4 +1,5 @@
-"""The Python API: stylize() runs one job: inputs -> network -> schedule -> loss terms -> optimiser steps -> listeners."""
+"""The Python API: stylize() runs one job: inputs -> network -> schedule -> loss terms -> optimiser steps -> \
+listeners."""
 import dataclasses
 import inspect
 import os

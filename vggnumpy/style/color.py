@@ -11,9 +11,11 @@
 """
 import numpy as np
 
+from ..files.images import LUMA
+
 MODES = ("chol", "pca", "sym")
 EPS = 1e-9
-_LUMA = np.array([0.299, 0.587, 0.114])
+_LUMA = np.array(LUMA)
 
 
 def luminance(img):

@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from ..nn import arch as archmod
-from ..files.images import ImageError
+from ..files.images import LUMA, ImageError
 
 RULES = ("simple", "inside", "all")
 
@@ -32,7 +32,7 @@ def load_mask(path, shape, what="mask"):
         raise ImageError(f"{path}: {what} is {mw}x{mh}, but the image it masks is {w}x{h} (another aspect ratio); "
                          f"draw the mask over that image at its size or proportions")
     alpha = _opacity(os.fspath(path))
-    grey = alpha if alpha is not None else rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)   # (H, W)
+    grey = alpha if alpha is not None else rgb @ np.array(LUMA, dtype=np.float32)   # (H, W)
     m = resize_mask(grey, h, w)
     if float(m.max()) <= 1e-3:
         raise ImageError(f"{path}: {what} is empty (no pixel is lighter than black), so its region is empty; "

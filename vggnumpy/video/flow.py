@@ -6,6 +6,8 @@ warping brings b onto a's grid.
 """
 import numpy as np
 
+from ..files.images import LUMA
+
 
 def warp(img, flow):
     """img (H, W, C), flow (H, W, 2) -> (out (H, W, C) float32, inside (H, W) bool): out(p) = img(p + flow(p)),
@@ -101,7 +103,7 @@ def long_term(cs):
 
 def grey(img):
     """(H, W, 3) in [0, 1] -> (H, W) uint8 luminance (ITU-R BT.601)."""
-    y = img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
+    y = img[..., 0] * LUMA[0] + img[..., 1] * LUMA[1] + img[..., 2] * LUMA[2]
     return (np.clip(y, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 

@@ -87,7 +87,8 @@ SOURCES = {s.name: s for s in [
            licence="CC BY 4.0 (weights); BSD (MatConvNet)", note="anishathalye/neural-style's file"),
     Source("vgg19-normalised", "vgg19", "vgg_conv.pth", ("https://bethgelab.org/media/uploads/pytorch_models/vgg_conv.pth",),
            fmt="torch-legacy", convention="caffe", layout="OIHW, BGR",
-           note="Gatys et al.'s normalised VGG-19 (mean activation 1 per filter); server often down; no checksum published"),
+           note="Gatys et al.'s normalised VGG-19 (mean activation 1 per filter); server often down; "
+                "no checksum published"),
     Source("vgg19-normalised-caffe", "vgg19", "vgg_normalised.caffemodel",
            ("https://bethgelab.org/media/uploads/deeptextures/vgg_normalised.caffemodel",),
            fmt="caffe", convention="caffe", layout="OIHW, BGR", licence="academic and non-commercial use only",
@@ -417,7 +418,8 @@ def cached(arch=None):
             with h5py.File(path, "r") as h:
                 a = h.attrs.get("arch")
                 a = a.decode() if isinstance(a, bytes) else a
-                if h.attrs.get("format") in ("vggnumpy-weights", b"vggnumpy-weights") and bool(h.attrs.get("trained", True)) \
+                if h.attrs.get("format") in ("vggnumpy-weights", b"vggnumpy-weights") \
+                        and bool(h.attrs.get("trained", True)) \
                         and (arch is None or a == arch):
                     found.append(path)
         except OSError:

@@ -63,7 +63,8 @@ def check_params(arch, params, path="<memory>"):
     for name, shape in expected:
         if name not in params:
             raise WeightsError(f"{path}: layer {name} is missing (an {arch} file needs "
-                               f"{', '.join(n for n, _ in expected)}); convert the file again or pass another --weights")
+                               f"{', '.join(n for n, _ in expected)}); "
+                               f"convert the file again or pass another --weights")
         w, b = params[name]
         if tuple(w.shape) != shape or tuple(b.shape) != (shape[0],):
             raise WeightsError(f"{path}: layer {name} has kernel {tuple(w.shape)} and bias {tuple(b.shape)}, "
@@ -131,14 +132,17 @@ def load(path):
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        raise WeightsError(f"{path}: not an HDF5 file ({e}); convert it with 'vggnumpy weights convert {path}'") from None
+        raise WeightsError(f"{path}: not an HDF5 file ({e}); "
+                           f"convert it with 'vggnumpy weights convert {path}'") from None
     with f:
         if _attr_str(f.attrs.get("format", "")) != FORMAT:
-            raise WeightsError(f"{path}: HDF5 file is not in vggnumpy's weight format (no format={FORMAT!r} attribute); "
+            raise WeightsError(f"{path}: HDF5 file is not in vggnumpy's weight format "
+                               f"(no format={FORMAT!r} attribute); "
                                f"convert it with 'vggnumpy weights convert {path}'")
         version = int(f.attrs.get("format_version", 0))
         if version > FORMAT_VERSION:
-            raise WeightsError(f"{path}: format version {version} is newer than this vggnumpy reads ({FORMAT_VERSION}); upgrade vggnumpy")
+            raise WeightsError(f"{path}: format version {version} is newer than this vggnumpy reads "
+                               f"({FORMAT_VERSION}); upgrade vggnumpy")
         try:
             arch = _attr_str(f.attrs["arch"])
             archmod.get_table(arch)
@@ -163,7 +167,8 @@ def load(path):
         except (KeyError, ValueError, TypeError) as e:
             raise WeightsError(f"{path}: damaged vggnumpy weights file ({e}); convert or download it again") from None
     if w.channel_order not in ("RGB", "BGR") or len(w.mean) != 3 or len(w.std) != 3 or min(w.std) <= 0:
-        raise WeightsError(f"{path}: bad input convention (channel_order={w.channel_order}, mean={w.mean}, std={w.std})")
+        raise WeightsError(f"{path}: bad input convention "
+                           f"(channel_order={w.channel_order}, mean={w.mean}, std={w.std})")
     check_params(arch, params, path)
     for name in params:
         params[name] = tuple(np.asarray(a, dtype=np.float32) for a in params[name])

@@ -1,4 +1,5 @@
-"""The safe HDF5 walker every weights reader uses: datasets read only from inside the file named (no external storage, links or virtual datasets), and WeightsError, the error of a weights file that cannot be used."""
+"""The safe HDF5 walker every weights reader uses: datasets read only from inside the file named (no external storage, \
+links or virtual datasets), and WeightsError, the error of a weights file that cannot be used."""
 import math
 import os
 
@@ -30,7 +31,8 @@ def h5_get(path, group, name, hops=H5_HOPS, via=""):
         elif kind == h5py.h5l.TYPE_SOFT:
             target = obj.id.links.get_val(key).decode(errors="replace")
             if hops <= 0:
-                raise WeightsError(f"{path}: {via}{where}: more than {H5_HOPS} soft links in a row; the file is damaged")
+                raise WeightsError(f"{path}: {via}{where}: more than {H5_HOPS} soft links in a row; "
+                                   f"the file is damaged")
             obj = h5_get(path, obj, target, hops - 1, f"{via}{where} is a soft link to {target}; ")
             if obj is None:
                 return None

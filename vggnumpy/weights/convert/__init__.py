@@ -38,7 +38,8 @@ def detect(path):
                 if is_keras(f, path):
                     return "keras"
         except OSError as e:
-            raise WeightsError(f"{path}: an HDF5 file that cannot be opened ({e}); it is truncated or damaged") from None
+            raise WeightsError(f"{path}: an HDF5 file that cannot be opened ({e}); "
+                               f"it is truncated or damaged") from None
         raise WeightsError(f"{path}: an HDF5 file, but neither a Keras weights file (no layer_names) nor vggnumpy's")
     if head.startswith(b"PK\x03\x04"):
         return "torch-zip"
@@ -49,7 +50,8 @@ def detect(path):
             raise WeightsError(f"{path}: a MATLAB v7.3 .mat file; save it again in MATLAB with -v7")
         return "matconvnet"
     if len(head) > 262 and head[257:262] == b"ustar":
-        raise WeightsError(f"{path}: a tar archive (PyTorch's format before 0.4?); load and save it again as a state dict")
+        raise WeightsError(f"{path}: a tar archive (PyTorch's format before 0.4?); "
+                           f"load and save it again as a state dict")
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "pickle"
     kind = _protobuf_kind(path)

@@ -10,7 +10,8 @@ from .common import build
 
 V1_TYPES = {4: "Convolution", 14: "InnerProduct", 17: "Pooling", 18: "ReLU", 6: "Dropout", 5: "Data"}
 CONV_TYPES = {"Convolution", "conv", "CONVOLUTION"}
-NET_FIELDS = {1, 2, 3, 4, 5, 6, 7, 8, 100}      # name, layers, input, input_dim, force_backward, state, debug, input_shape, layer
+NET_FIELDS = {1, 2, 3, 4, 5, 6, 7, 8, 100}      # name, layers, input, input_dim, force_backward, state, debug,
+                                                # input_shape, layer
 
 
 def looks_like(buf):

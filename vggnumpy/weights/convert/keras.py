@@ -59,7 +59,8 @@ def read(path, arch=None, conv="caffe"):
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        raise WeightsError(f"{path}: cannot read this HDF5 file ({e}); it is damaged or truncated, download it again") from None
+        raise WeightsError(f"{path}: cannot read this HDF5 file ({e}); "
+                           f"it is damaged or truncated, download it again") from None
     with f:
         g = f if "layer_names" in f.attrs else h5_get(path, f, "model_weights")
         if g is None or "layer_names" not in g.attrs:

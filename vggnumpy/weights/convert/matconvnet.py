@@ -141,7 +141,8 @@ def read(path, arch=None, conv=None):
     except NotImplementedError:
         raise WeightsError(f"{path}: a MATLAB v7.3 (HDF5) .mat file; save it again in MATLAB with -v7") from None
     except Exception as e:   # scipy raises ValueError, TypeError, OSError... on damaged or cut files
-        raise WeightsError(f"{path}: cannot read this .mat file ({type(e).__name__}: {e}); it is truncated or damaged") from None
+        raise WeightsError(f"{path}: cannot read this .mat file ({type(e).__name__}: {e}); "
+                           f"it is truncated or damaged") from None
     if "layers" not in d:
         raise WeightsError(f"{path}: a .mat file without a `layers` array; not a MatConvNet model")
     params = {}
@@ -157,14 +158,16 @@ def read(path, arch=None, conv=None):
         if "weights" in names:
             w = np.asarray(rec["weights"], dtype=object).ravel()
             if w.size < 2:
-                raise WeightsError(f"{path}: MatConvNet layer {name} has {w.size} weight arrays, expected kernel and bias")
+                raise WeightsError(f"{path}: MatConvNet layer {name} has {w.size} weight arrays, "
+                                   f"expected kernel and bias")
             kernel, bias = np.asarray(w[0]), np.asarray(w[1])
         elif "filters" in names:                        # the oldest MatConvNet files
             kernel, bias = np.asarray(rec["filters"]), np.asarray(rec["biases"])
         else:
             raise WeightsError(f"{path}: MatConvNet layer {name} has no weights")
         if kernel.ndim != 4:
-            raise WeightsError(f"{path}: MatConvNet layer {name} kernel has shape {kernel.shape}, expected (KH, KW, I, O)")
+            raise WeightsError(f"{path}: MatConvNet layer {name} kernel has shape {kernel.shape}, "
+                               f"expected (KH, KW, I, O)")
         # HWIO -> OIHW. No spatial transpose: MatConvNet kernels are stored (H, W) as used.
         params[name] = (np.transpose(kernel, (3, 2, 0, 1)), bias.reshape(-1))
     c = dict(MATCONVNET)

@@ -23,7 +23,8 @@ def keep(key):
 
 def convert(path, sd, arch=None, conv=None, fmt="torch .pth"):
     if any(k.endswith("running_mean") for k in sd):
-        raise WeightsError(f"{path}: a batch-normalised VGG (vgg19_bn); vggnumpy runs the plain VGG, use vgg19-dcbb9e9d.pth")
+        raise WeightsError(f"{path}: a batch-normalised VGG (vgg19_bn); "
+                           f"vggnumpy runs the plain VGG, use vgg19-dcbb9e9d.pth")
     feats = {}
     for k, v in sd.items():
         m = FEATURE.match(k)
