@@ -192,10 +192,12 @@ def test_without_dask_the_jobs_run_here_and_it_says_how_to_install(wfile, tmp_pa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("where", ["--sequential", "--workers=2"])
-def test_ctrl_c_cancels_the_rest_keeps_the_finished_and_exits_130(wfile, tmp_path, where):
+@pytest.mark.parametrize("where, sig", [("--sequential", "SIGINT"), ("--workers=2", "SIGINT"),
+                                        ("--sequential", "SIGTERM")])
+def test_ctrl_c_cancels_the_rest_keeps_the_finished_and_exits_130(wfile, tmp_path, where, sig):
     """SIGINT to the whole process group, as a terminal sends it: exit 130, one line, no traceback (the
-    LocalCluster's workers ignore it; the client cancels), the finished outputs kept, the rest recorded."""
+    LocalCluster's workers ignore it; the client cancels), the finished outputs kept, the rest recorded. SIGTERM
+    to the command alone: the same, exit 143 (it said 130 before)."""
     import glob
     import signal
     import subprocess
@@ -212,9 +214,12 @@ def test_ctrl_c_cancels_the_rest_keeps_the_finished_and_exits_130(wfile, tmp_pat
     t0 = time.time()
     while not glob.glob(os.path.join(out, "*__*.png")) and time.time() - t0 < 120 and p.poll() is None:
         time.sleep(0.1)
-    os.killpg(p.pid, signal.SIGINT)
+    if sig == "SIGINT":
+        os.killpg(p.pid, signal.SIGINT)
+    else:
+        p.send_signal(signal.SIGTERM)
     err = p.communicate(timeout=120)[1]
-    assert p.returncode == 130 and "Traceback" not in err, err
+    assert p.returncode == {"SIGINT": 130, "SIGTERM": 143}[sig] and "Traceback" not in err, err
     statuses = [r["status"] for r in _records(out)["jobs"]]
     assert "cancelled" in statuses and statuses.count("done") == len(_pixels(out)) >= 1
 

@@ -123,7 +123,7 @@ def _is_grid(name):
 
 def cmd_batch(args):
     from ..batch.run import run_batch
-    from .signals import Stopper
+    from .signals import EXIT_CODES, Stopper
     from ..batch import cluster
     if args.workers is not None and args.workers < 1:
         raise config.OptionError(f"--workers {args.workers}: give at least 1")
@@ -140,4 +140,4 @@ def cmd_batch(args):
     for e in entries:
         if e.record["status"] == "failed":
             log(f"vggnumpy batch: failed: {e.record['output']}: {e.record['error']}")
-    return 130 if stop() else (1 if summary["failed"] else 0)
+    return EXIT_CODES[stop()] if stop() else (1 if summary["failed"] else 0)
