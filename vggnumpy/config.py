@@ -174,7 +174,7 @@ def make_video(**kwargs):
     unknown = sorted(set(kwargs) - names)
     if unknown:
         raise OptionError(f"unknown video option(s) {', '.join(unknown)}; they are {', '.join(sorted(names))}")
-    v = VideoOptions(**{f.name: _check_field(f, kwargs.get(f.name, f.default)) for f in fields(VideoOptions)})
+    v = VideoOptions(**{f.name: check_field(f, kwargs.get(f.name, f.default)) for f in fields(VideoOptions)})
     for name in ("occlusion", "motion"):
         if len(getattr(v, name)) != 2:
             raise OptionError(f"--{name}-threshold {','.join(map(str, getattr(v, name)))}: give two numbers A,B")
@@ -189,10 +189,12 @@ def flag(f):
 def _number(f, v):
     """Check one number against its field's kind and range; return it as int or float."""
     meta, name = f.metadata, flag(f)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (meta["kind"] in ("int", "ints") and v != int(v)):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise OptionError(f"{name} {v!r}: expected {'a whole number' if 'int' in meta['kind'] else 'a number'}")
-    if not math.isfinite(v):
+    if not math.isfinite(v):                    # before int(v), which a NaN or an infinity would make a ValueError
         raise OptionError(f"{name} {v}: must be a finite number")
+    if meta["kind"] in ("int", "ints") and v != int(v):
+        raise OptionError(f"{name} {v!r}: expected a whole number")
     if not meta["lo"] <= v <= meta["hi"]:
         raise OptionError(f"{name} {v:g}: must be from {meta['lo']:g} to {meta['hi']:g}")
     if v == meta["lo"] and f.name in ("style_scale", "learning_rate"):
@@ -200,7 +202,12 @@ def _number(f, v):
     return int(v) if "int" in meta["kind"] else float(v)
 
 
-def _check_field(f, v):
+def _file_name(v):
+    """A file name an option may hold: a non-empty str or path without a NUL (which no file system takes)."""
+    return isinstance(v, (str, os.PathLike)) and os.fspath(v) != "" and "\0" not in os.fspath(v)
+
+
+def check_field(f, v):
     """The checked value of one option (lists become tuples); raises OptionError naming the option."""
     meta, name = f.metadata, flag(f)
     if v is None:
@@ -234,17 +241,17 @@ def _check_field(f, v):
         return n
     if kind == "paths":
         v = (v,) if isinstance(v, (str, os.PathLike)) else v
-        if not hasattr(v, "__iter__") or not all(isinstance(x, (str, os.PathLike)) for x in v) or not v:
+        if not hasattr(v, "__iter__") or not all(_file_name(x) for x in v) or not v:
             raise OptionError(f"{name} {v!r}: expected one or more file names")
         return tuple(os.fspath(x) for x in v)
-    if kind == "path" and not isinstance(v, (str, os.PathLike)):
+    if kind == "path" and not _file_name(v):
         raise OptionError(f"{name} {v!r}: expected a file name")
     return os.fspath(v) if kind == "path" else v
 
 
 def check(options):
     """Options with every value checked (and lists as tuples); raises OptionError naming the first bad option."""
-    values = {f.name: _check_field(f, getattr(options, f.name)) for f in fields()}
+    values = {f.name: check_field(f, getattr(options, f.name)) for f in fields()}
     o = Options(**values)
     if o.style_blend_weights is not None and sum(o.style_blend_weights) <= 0:
         raise OptionError("--style-blend-weights: the weights are all zero; give at least one positive weight")

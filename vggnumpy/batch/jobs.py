@@ -200,38 +200,13 @@ def _file_name(v):
 
 
 def _check_option(name, v, where):
-    """One option of a job file: a value of the field's type (the range is config's), else BatchError naming it."""
+    """One option of a job file, checked by config.check_field (the checks the command line and stylize use), else
+    BatchError naming the file, the job and the option."""
     f = next(f for f in config.fields() if f.name == name)
-    kind, choices = f.metadata["kind"], f.metadata["choices"]
-    bad = lambda expected: BatchError(f"{where}: option '{name}' ({config.flag(f)}): expected {expected}, got "
-                                      f"{_kind_text(v)}; fix the job file")
-    number = lambda x: (not isinstance(x, bool) and isinstance(x, (int, float))
-                        and (not isinstance(x, float) or math.isfinite(x)))
-    if v is None:
-        return
-    if kind in ("int", "float"):
-        if not number(v):
-            raise bad("a whole number" if kind == "int" else "a finite number")
-    elif kind in ("ints", "floats"):
-        if not isinstance(v, list) or not all(number(x) for x in v):
-            raise bad(f"a list of {'whole' if kind == 'ints' else 'finite'} numbers")
-    elif kind == "names":
-        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-            raise bad("a list of layer names such as [\"relu4_2\"]")
-    elif kind in ("flag", "noflag"):
-        if not isinstance(v, bool):
-            raise bad("true or false")
-    elif kind == "bytes":
-        if not (isinstance(v, str) or number(v)):
-            raise bad("a size such as \"4G\"")
-    elif kind == "path":
-        if not _file_name(v):
-            raise bad("a file name")
-    elif kind == "paths":
-        if not (_file_name(v) or (isinstance(v, list) and v and all(_file_name(x) for x in v))):
-            raise bad("a file name or a list of file names")
-    elif choices and not isinstance(v, str):
-        raise bad(f"one of {', '.join(choices)}")
+    try:
+        config.check_field(f, v)
+    except (ValueError, TypeError) as e:        # OptionError; a value parse_bytes cannot read
+        raise BatchError(f"{where}: option '{name}': {e}; fix the job file") from None
 
 
 def _check_item(item, where):

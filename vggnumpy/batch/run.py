@@ -3,14 +3,13 @@ sheet."""
 import dataclasses
 import json
 import os
-import re
 import time
 from dataclasses import dataclass
 
 from . import jobs as batch
 from .. import config
 from ..files import images
-from ..files.paths import atomic_write, same_file
+from ..files.paths import atomic_write, make_folder, same_file
 
 RECORDS = "jobs.json"
 SHEET = "sheet.png"
@@ -59,7 +58,7 @@ def plan(jobs, outdir, threads=None, max_jobs=None):
             e.record.update(status="failed", error=str(err))
         else:
             e.record.update(hash=e.task.hash, sent_bytes=e.task.sent_bytes())
-            if settings_of(e.path) == e.task.hash:
+            if images.settings_of(e.path) == e.task.hash:
                 e.record.update(old.get(e.task.hash, {}), status="done", earlier=True)
                 e.task = None
         entries.append(e)
@@ -95,30 +94,9 @@ def _check_output(e, k=None):
                                    f"use another -o folder")
     if os.path.isdir(e.path):
         raise batch.BatchError(f"{say}: {e.path} is a folder; move it or give the job another output name")
-    if os.path.lexists(e.path) and settings_of(e.path) is None:
+    if os.path.lexists(e.path) and images.settings_of(e.path) is None:
         raise batch.BatchError(f"{say}: {e.path} exists and was not written by vggnumpy batch; move it or use "
                                f"another -o folder")
-
-
-_JPEG_SETTINGS = re.compile(r"software=vggnumpy batch; settings=([0-9a-f]{16})(?:;|$)")
-
-
-def settings_of(path):
-    """The settings hash a batch output was written with: a PNG's vggnumpy:settings text, or the JPEG comment
-    images.save_image writes (software=vggnumpy batch; settings=HASH; ...); else None."""
-    h = images.settings_of(path)
-    if h is not None or not os.path.isfile(path):     # never opened: a named pipe would block
-        return h
-    from PIL import Image
-    try:
-        with Image.open(path) as im:
-            comment = im.info.get("comment", b"") if im.format == "JPEG" else b""
-    except (OSError, ValueError):
-        return None
-    if isinstance(comment, bytes):
-        comment = comment.decode("utf-8", "replace")
-    m = _JPEG_SETTINGS.match(comment or "")
-    return m.group(1) if m else None
 
 
 def _old_records(outdir):
@@ -226,11 +204,7 @@ def run_batch(jobs, outdir, scheduler=None, workers=None, sequential=False, proc
     stop = stop or (lambda: "")
     check_outdir(outdir, sheet)
     entries, varied = plan(jobs, outdir, max_jobs=max_jobs)
-    try:
-        os.makedirs(outdir, exist_ok=True)
-    except OSError as e:
-        raise batch.BatchError(f"-o {outdir}: the output folder cannot be made ({e.strerror or e}); give a folder "
-                               f"you can write to") from None
+    make_folder(outdir, "output folder (-o)")
     todo = [e for e in entries if e.task is not None]
     log(f"vggnumpy batch: {len(entries)} jobs: {len(todo)} to run, "
         f"{sum(e.record['status'] == 'done' for e in entries)} done before, "

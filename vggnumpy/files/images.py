@@ -41,19 +41,18 @@ def _to_rgb_array(im):
     return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
 
 
-def _check_pixels(path, what, w, h):
+def check_pixels(path, what, w, h):
     """Refuse, before decoding, an image that declares more pixels than MAX_INPUT_PIXELS."""
     if w * h > MAX_INPUT_PIXELS:
         raise ImageError(f"{path}: {what} is {w}x{h} = {w * h:,} pixels, more than the {MAX_INPUT_PIXELS:,} "
                          f"vggnumpy reads (a decompression bomb, or a picture too large); shrink it first")
 
 
-def load_image(path, size=None, min_side=1, what="image"):
-    """Read an image file; EXIF rotation applied; longest side resized to `size` (Lanczos) when given.
-
-    Returns (H, W, 3) float32 RGB in [0, 1]. Raises ImageError naming the file on any problem.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+def open_image(path, what, read):
+    """read(im) on the Pillow image at `path`, after the checks every image file gets: a regular file (a named pipe
+    is never opened), at most MAX_INPUT_PIXELS declared (from the header, before read() decodes); every error an
+    ImageError naming the file and `what` it is. Still images (load_image) and video frames read through it."""
+    from PIL import Image, UnidentifiedImageError
     try:
         check_input(what, path)                 # a named pipe would block open() for ever
     except InputError as e:
@@ -62,10 +61,10 @@ def load_image(path, size=None, min_side=1, what="image"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)    # our own limit is checked below
             with Image.open(path) as im:
-                _check_pixels(path, what, *im.size)
-                im.load()
-                im = ImageOps.exif_transpose(im)
-                arr = _to_rgb_array(im)
+                check_pixels(path, what, *im.size)
+                return read(im)
+    except ImageError:
+        raise
     except Image.DecompressionBombError:
         raise ImageError(f"{path}: {what} declares more than {MAX_INPUT_PIXELS:,} pixels (a decompression bomb, or "
                          f"a picture too large to read); shrink it first") from None
@@ -77,6 +76,21 @@ def load_image(path, size=None, min_side=1, what="image"):
                          f"give a PNG, JPEG or other image file") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise ImageError(f"{path}: {what} could not be read ({e}); the file may be truncated or damaged") from None
+
+
+def to_rgb(im):
+    """A Pillow image, decoded, as (H, W, 3) float32 RGB in [0, 1] (16-bit grey scaled, transparency over white)."""
+    im.load()
+    return _to_rgb_array(im)
+
+
+def load_image(path, size=None, min_side=1, what="image"):
+    """Read an image file; EXIF rotation applied; longest side resized to `size` (Lanczos) when given.
+
+    Returns (H, W, 3) float32 RGB in [0, 1]. Raises ImageError naming the file on any problem.
+    """
+    from PIL import ImageOps
+    arr = open_image(path, what, lambda im: to_rgb(ImageOps.exif_transpose(im)))
     h, w = arr.shape[:2]
     if min(h, w) < min_side:
         raise ImageError(f"{path}: {what} is {w}x{h} pixels, too small for the network (each side needs at least "
@@ -140,16 +154,25 @@ def save_image(path, arr, metadata=None):
 
 
 def settings_of(path):
-    """The settings hash a PNG of ours was written with (its vggnumpy:settings text), else None (also for what is
-    not a regular file: a named pipe is never opened)."""
+    """The settings hash an image of ours was written with (save_image's metadata): a PNG's vggnumpy:settings text,
+    or the settings=HASH (16 hex digits) of a JPEG comment that save_image wrote (software=vggnumpy...); else
+    None, also for what is not a regular file (a named pipe is never opened)."""
     from PIL import Image
     if not os.path.isfile(path):
         return None
     try:
         with Image.open(path) as im:
-            return getattr(im, "text", {}).get("vggnumpy:settings")
+            if im.format == "JPEG":
+                comment = im.info.get("comment", b"")
+            else:
+                return getattr(im, "text", {}).get("vggnumpy:settings")
     except (OSError, ValueError):
         return None
+    text = comment.decode("utf-8", "replace") if isinstance(comment, bytes) else str(comment)
+    fields = dict(part.split("=", 1) for part in text.split("; ") if "=" in part)
+    h = fields.get("settings", "")
+    ours = fields.get("software", "").startswith("vggnumpy")
+    return h if ours and len(h) == 16 and all(c in "0123456789abcdef" for c in h) else None
 
 
 def save_gif(path, frames, duration_ms=120):

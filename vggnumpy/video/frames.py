@@ -1,7 +1,6 @@
 """Frames in and out: video files through PyAV (the `video` extra), or folders of numbered images."""
 import os
 import re
-import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -99,37 +98,12 @@ class FrameSource:
             self.fps, self.count, self.first = self._probe()
             self.size = (self.first.shape[1], self.first.shape[0])
 
-    @staticmethod
-    def _opened(path, read):
-        """read(im) on the Pillow image of a frame file, with its errors as ImageError naming the file; the pixel
-        limit is checked from the header, before read() decodes anything."""
-        from PIL import Image, UnidentifiedImageError
-        _checked("frame", path)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)     # our own limit, below
-                with Image.open(path) as im:
-                    images._check_pixels(path, "the frame", *im.size)
-                    return read(im)
-        except ImageError:
-            raise
-        except Image.DecompressionBombError:
-            raise ImageError(f"{path}: the frame declares more than {images.MAX_INPUT_PIXELS:,} pixels (a "
-                             f"decompression bomb, or a picture too large); shrink the frames first") from None
-        except UnidentifiedImageError:
-            raise ImageError(f"{path}: the frame is not an image Pillow can read; replace or remove it") from None
-        except getattr(images, "NotFinite", ()):
-            raise ImageError(f"{path}: the frame holds NaN or infinite values (a floating-point image); save it as "
-                             f"an 8- or 16-bit PNG") from None
-        except (OSError, ValueError, SyntaxError) as e:
-            raise ImageError(f"{path}: cannot read this frame ({e}); replace or remove it") from None
-
     def _headers(self):
         """(w, h) of a folder's frames, from every frame's header (nothing decoded): each one readable, within the
         pixel limit, and of one size."""
         size = None
         for path in self.files:
-            wh = self._opened(path, lambda im: im.size)
+            wh = images.open_image(path, "frame", lambda im: im.size)
             if size is None:
                 size = wh
             elif wh != size:
@@ -140,14 +114,11 @@ class FrameSource:
     def _image(self, path):
         """A folder's frame as (H, W, 3) uint8 RGB, read as images.load_image reads a still (16-bit grey scaled,
         transparency over white)."""
-        def read(im):
-            im.load()
-            return images.to_uint8(images._to_rgb_array(im))
-        return self._opened(path, read)
+        return images.open_image(path, "frame", lambda im: images.to_uint8(images.to_rgb(im)))
 
     def _check_size(self, w, h):
         if w and h:
-            images._check_pixels(self.path, "a frame of the video", w, h)
+            images.check_pixels(self.path, "a frame of the video", w, h)
 
     def _open(self):
         av = _av()
