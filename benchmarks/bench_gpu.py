@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))               # torchvgg, also when imported
 
 from vggnumpy.nn import arch as archmod  # noqa: E402
+from vggnumpy.nn import backend  # noqa: E402
 from vggnumpy.nn.backend import gpu_status, to_numpy  # noqa: E402
 from vggnumpy.weights.file import load as load_weights, random_weights  # noqa: E402
 
@@ -74,16 +75,14 @@ def flop_count(arch, side, deepest="relu5_1"):
 
 # ---------------------------------------------------------------- our paths
 
-def ours(xp, weights, side):
-    """evaluate(img) for our objective on xp (numpy or cupy), returning (loss, grad on the device)."""
+def ours(be, weights, side):
+    """evaluate(img) for our objective on the Backend be (backend.cpu() or backend.gpu(cupy)), returning
+    (loss, grad on the device)."""
     from vggnumpy.nn.network import Network
     from vggnumpy.style.objective import Objective
-    kernels = None
-    if xp is not np:
-        from vggnumpy.nn.gpu import kernels as gk
-        kernels = gk.KERNELS
+    xp = be.xp
     content, style = images(side)
-    net = Network(weights, "max", kernels=kernels)
+    net = Network(weights, "max", kernels=be.kernels)
     obj = Objective(net, xp.asarray(content), [xp.asarray(style)], [1.0], CONTENT, STYLE, CW, SW, TV)
     img = xp.asarray(np.clip(content + 0.1, 0, 1))
     return lambda x=img: obj.evaluate(x)[:2], img, obj
@@ -172,7 +171,9 @@ def main(argv=None):
     if not ok:
         print(f"bench_gpu: no GPU benchmark: {what}. Nothing measured.")
         return 0
-    import cupy as cp
+    gpu = backend.select("gpu")                  # the CUDA kernels built from the CuPy module
+    cpu = backend.cpu()
+    cp = gpu.xp
     try:
         import torch
     except ImportError:
@@ -210,11 +211,11 @@ def main(argv=None):
             try:
                 peak = None
                 if be == "numpy":
-                    fn, _, _ = ours(np, weights, side)
+                    fn, _, _ = ours(cpu, weights, side)
                     sec, (loss, _) = timed(fn, 1, lambda: None)
                 elif be == "cupy":
                     pool.free_all_blocks()
-                    fn, img, _ = ours(cp, weights, side)
+                    fn, img, _ = ours(gpu, weights, side)
                     sec, (loss, g) = timed(fn, args.repeats, sync_gpu)
                     peak = pool.total_bytes()          # the pool never gave memory back: its high-water mark
                     flat = to_numpy(img).ravel()
@@ -259,7 +260,7 @@ def main(argv=None):
         print("\n".join(lines[-5:]), flush=True)
         from vggnumpy.optim import device_lbfgs as dev_lbfgs, lbfgs as host_lbfgs
         for name in ("scipy L-BFGS-B (host)", "device L-BFGS"):
-            fn, img, obj = ours(cp, weights, 512)
+            fn, img, obj = ours(gpu, weights, 512)
             spent = [0.0, 0]
 
             def fun(x, dev=name.startswith("device")):
@@ -298,7 +299,7 @@ def main(argv=None):
         lines += ["", f"One evaluation at {args.fit}x{args.fit} on the GPU (our CuPy path):", ""]
         pool.free_all_blocks()
         try:
-            fn, _, _ = ours(cp, weights, args.fit)
+            fn, _, _ = ours(gpu, weights, args.fit)
             sec, _ = timed(fn, 1, sync_gpu)
             lines.append(f"fits: {sec:.2f} s per evaluation, peak pool {fmt_bytes(pool.total_bytes())}")
         except Exception as e:

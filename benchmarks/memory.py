@@ -106,11 +106,12 @@ def plan_tile(size, spec):
     from vggnumpy.nn import arch as archmod
     from vggnumpy import config
     from vggnumpy.run import memory
+    from vggnumpy.nn import backend
     from vggnumpy.style import tiling
     import common
     if spec.isdigit():
         return int(spec), f"{spec} px"
-    budget = int(0.8 * memory.available()) if spec == "plan" else config.parse_bytes(spec)
+    budget = int(0.8 * backend.cpu().available()) if spec == "plan" else config.parse_bytes(spec)
     layers = common.LAYERS["content"] + common.LAYERS["style"]
     shapes = archmod.feature_shapes("vgg19", size, size)
     content = sum(c * h * w for l, (c, h, w) in shapes.items() if l in common.LAYERS["content"])
@@ -191,8 +192,8 @@ def main():
     if a.worker:
         return worker(a.worker, a.size, a.tile, a.evals, a.threads)
     from vggnumpy import config
-    from vggnumpy.run import memory
-    limit = config.parse_bytes(a.limit) if a.limit else int(0.95 * memory.available())
+    from vggnumpy.nn import backend
+    limit = config.parse_bytes(a.limit) if a.limit else int(0.95 * backend.cpu().available())
     try:
         import torch
         have_torch = not a.no_torch

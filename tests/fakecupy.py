@@ -1,7 +1,11 @@
 """A NumPy-backed stand-in for the part of CuPy that vggnumpy uses, so that the GPU path runs on the CPU in CI.
 
-Install it for one test with `install(monkeypatch)` (it becomes sys.modules["cupy"], with cupy.cuda,
-cupy.cuda.runtime, cupy.cuda.driver and cupy.cuda.compiler); everything is undone after the test.
+vggnumpy takes its CuPy module as an argument (backend.gpu(cupy), vggnumpy.nn.gpu.kernels.build(cupy)), so a test
+passes this module in: `cp = stand_in()`, then `backend.gpu(cp)` or `kernels.build(cp)`, with no change to
+sys.modules. Code that imports cupy itself needs `install(monkeypatch)` as well, which patches the import for one
+test (this module becomes sys.modules["cupy"], with cupy.cuda, cupy.cuda.runtime, cupy.cuda.driver and
+cupy.cuda.compiler; monkeypatch undoes it): backend.select("gpu") and stylize(device="gpu"), and backend.xp_of
+of a device array, which Network.forward, the objective and the losses call.
 
 What it is:
 - `ndarray`: a wrapper of a NumPy array, *not* an np.ndarray subclass, so vggnumpy's backend.xp_of / to_numpy
@@ -37,8 +41,6 @@ import collections
 import ctypes
 import functools
 import hashlib
-import importlib
-import importlib.util
 import os
 import re
 import shutil
@@ -1125,47 +1127,23 @@ SUBMODULES = {"cupy.cuda": cuda, "cupy.cuda.runtime": runtime, "cupy.cuda.driver
 
 # ================================================================ installing it for a test
 
-def _modules_importing_cupy(package="vggnumpy"):
-    """Modules of `package` that import cupy at module level (they must be re-imported against the stand-in)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    root = spec.submodule_search_locations[0]
-    out = []
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            if not f.endswith(".py"):
-                continue
-            path = os.path.join(dirpath, f)
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-            if re.search(r"^(import cupy|from cupy[ .])", text, re.M):
-                rel = os.path.relpath(path, root)[:-3].replace(os.sep, ".")
-                out.append(package + ("" if rel == "__init__" else "." + rel.removesuffix(".__init__")))
-    return sorted(out)
+def stand_in():
+    """This module, to pass as the CuPy module (backend.gpu(cp), kernels.build(cp)) with sys.modules untouched.
 
-
-def install(monkeypatch):
-    """Make this module `cupy` for the current test (monkeypatch undoes it all): returns the module.
-
-    Modules of vggnumpy that bind cupy at import (vggnumpy.nn.gpu.kernels) are dropped from sys.modules and from
-    their package for the test, so they import the stand-in, and are put back (or dropped) afterwards: a real
-    CuPy imported later in the session never sees a module bound to the stand-in.
-    """
+    Skips the calling test without a host C++ compiler, and clears `launches`."""
     reason = host_unavailable()
     if reason:
         import pytest
         pytest.skip(reason)
-    monkeypatch.setitem(sys.modules, "cupy", _THIS)
-    for name, mod in SUBMODULES.items():
-        monkeypatch.setitem(sys.modules, name, mod)
-    for name in _modules_importing_cupy():
-        # setitem then delitem records both states, so the entry is restored, or removed if it was absent.
-        monkeypatch.setitem(sys.modules, name, None)
-        monkeypatch.delitem(sys.modules, name)
-        pkg, _, attr = name.rpartition(".")
-        parent = importlib.import_module(pkg)      # imported now, so that its attribute is restored too
-        monkeypatch.setattr(parent, attr, None, raising=False)
-        monkeypatch.delattr(parent, attr)
     launches.clear()
     return _THIS
+
+
+def install(monkeypatch):
+    """stand_in(), and the import of `cupy` (and its submodules) patched to it for the current test (monkeypatch
+    undoes it): for what imports cupy itself, backend.select("gpu"), stylize(device="gpu"), backend.xp_of."""
+    cp = stand_in()
+    monkeypatch.setitem(sys.modules, "cupy", cp)
+    for name, mod in SUBMODULES.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    return cp

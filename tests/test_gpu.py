@@ -2,6 +2,7 @@
 plus the device selection and the device-resident L-BFGS, which run on NumPy anywhere."""
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,21 +26,23 @@ def rel(a, b):
 # ---------------------------------------------------------------- anywhere
 
 def test_importing_vggnumpy_does_not_import_cupy():
-    code = ("import sys, vggnumpy, vggnumpy.nn.gpu, vggnumpy.optim.device, vggnumpy.nn.network; "
-            "print('cupy' in sys.modules)")
+    """Not even the GPU kernels: they are built from the CuPy module given (kernels.build(cupy))."""
+    code = ("import sys, vggnumpy, vggnumpy.nn.gpu, vggnumpy.nn.gpu.kernels, vggnumpy.nn.backend, "
+            "vggnumpy.optim.device, vggnumpy.nn.network; print('cupy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
 
 def test_auto_says_which_device_it_uses():
     msgs = []
-    xp, name = backend.get_xp("auto", log=msgs.append)
-    assert name == ("gpu" if GPU_OK else "cpu")
+    b = backend.select("auto", log=msgs.append)
+    assert b.name == ("gpu" if GPU_OK else "cpu") and b.on_gpu == GPU_OK
     assert len(msgs) == 1 and ("GPU" in msgs[0] if GPU_OK else "CPU" in msgs[0])
-    assert backend.get_xp("cpu") == (np, "cpu")
+    cpu = backend.select("cpu")
+    assert (cpu.name, cpu.xp, cpu.kernels, cpu.on_gpu) == ("cpu", np, None, False)
     if not GPU_OK:
         with pytest.raises(RuntimeError, match="pip install vggnumpy\\[gpu\\]"):
-            backend.get_xp("gpu")
+            backend.select("gpu")
 
 
 def test_device_lbfgs_solves_a_box_constrained_quadratic(rng):
@@ -100,15 +103,29 @@ POOL_CASES = [  # (H, W, k, stride, pad, ceil)
 
 @pytest.fixture
 def gk():
-    pytest.importorskip("cupy")
+    """The kernels module (CHUNK_ELEMS is patched there)."""
     from vggnumpy.nn.gpu import kernels
     return kernels
+
+
+@pytest.fixture
+def kern(gk):
+    """The GPU kernels built from the real CuPy: kern.conv, kern.pool, kern.relu."""
+    cp = pytest.importorskip("cupy")
+    return SimpleNamespace(**gk.build(cp))
+
+
+@needs_gpu
+def test_compile_all_builds_every_kernel_with_nvrtc(gk):
+    import cupy as cp
+    names = gk.compile_all(cp)
+    assert len(names) == len(set(names)) >= 10 and {"im2col_rows", "relu_fwd", "maxpool_bwd"} <= set(names)
 
 
 @needs_gpu
 @pytest.mark.parametrize("case", CONV_CASES)
 @pytest.mark.parametrize("banded", [False, True])
-def test_conv_matches_loop_reference_and_numpy(gk, case, banded, rng, monkeypatch):
+def test_conv_matches_loop_reference_and_numpy(gk, kern, case, banded, rng, monkeypatch):
     import cupy as cp
     c, o, h, w, k, s, p = case
     if banded:
@@ -116,55 +133,55 @@ def test_conv_matches_loop_reference_and_numpy(gk, case, banded, rng, monkeypatc
     x = rng.standard_normal((2, c, h, w)).astype(np.float32)
     wt = rng.standard_normal((o, c, k, k)).astype(np.float32)
     b = rng.standard_normal(o).astype(np.float32)
-    out, cache = gk.conv.forward(cp.asarray(x), cp.asarray(wt), cp.asarray(b), s, p)
+    out, cache = kern.conv.forward(cp.asarray(x), cp.asarray(wt), cp.asarray(b), s, p)
     ref, rcache = np_conv.forward_ref(x, wt, b, s, p)
     fast, fcache = np_conv.forward(x, wt, b, s, p)
     assert isinstance(out, cp.ndarray) and out.dtype == cp.float32
     assert rel(out, ref) < 1e-5 and rel(out, fast) < 1e-5
     d = rng.standard_normal(ref.shape).astype(np.float32)
-    dx = gk.conv.backward(cp.asarray(d), cache)
+    dx = kern.conv.backward(cp.asarray(d), cache)
     assert rel(dx, np_conv.backward_ref(d, rcache)) < 1e-5
     assert rel(dx, np_conv.backward(d, fcache)) < 1e-5
-    fused, rcache2 = gk.conv.forward_relu(cp.asarray(x), cp.asarray(wt), cp.asarray(b), s, p)
+    fused, rcache2 = kern.conv.forward_relu(cp.asarray(x), cp.asarray(wt), cp.asarray(b), s, p)
     mask = rcache2[4].get()
     assert rel(fused, np.maximum(ref, 0)) < 1e-5
     np.testing.assert_array_equal(mask, fused.get() > 0)
-    assert rel(gk.conv.backward(cp.asarray(d), rcache2), np_conv.backward_ref(d * mask, rcache)) < 1e-5
+    assert rel(kern.conv.backward(cp.asarray(d), rcache2), np_conv.backward_ref(d * mask, rcache)) < 1e-5
 
 
 @needs_gpu
 @pytest.mark.parametrize("case", POOL_CASES)
 @pytest.mark.parametrize("mode", ["max", "avg"])
-def test_pool_matches_loop_reference_and_numpy(gk, case, mode, rng):
+def test_pool_matches_loop_reference_and_numpy(kern, case, mode, rng):
     import cupy as cp
     h, w, k, s, p, ceil = case
     x = rng.integers(-2, 3, size=(2, 3, h, w)).astype(np.float32)     # many ties
-    out, cache = gk.pool.forward(cp.asarray(x), k, s, p, ceil, mode)
+    out, cache = kern.pool.forward(cp.asarray(x), k, s, p, ceil, mode)
     ref, rcache = np_pool.forward_ref(x, k, s, p, ceil, mode)
     fast, fcache = np_pool.forward(x, k, s, p, ceil, mode)
     np.testing.assert_allclose(out.get(), ref, rtol=1e-6, atol=1e-6)
     if mode == "max":
         np.testing.assert_array_equal(cache[-1].get(), fcache[-1])    # same winning taps: first maximum
     d = rng.standard_normal(ref.shape).astype(np.float32)
-    dx = gk.pool.backward(cp.asarray(d), cache)
+    dx = kern.pool.backward(cp.asarray(d), cache)
     np.testing.assert_allclose(dx.get(), np_pool.backward_ref(d, rcache), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dx.get(), np_pool.backward(d, fcache), rtol=1e-5, atol=1e-5)
 
 
 @needs_gpu
 @pytest.mark.parametrize("inplace", [False, True])
-def test_relu_matches_loop_reference(gk, inplace, rng):
+def test_relu_matches_loop_reference(kern, inplace, rng):
     import cupy as cp
     x = rng.standard_normal((2, 3, 5, 4)).astype(np.float32)
     x[0, 0, 0, :2] = 0.0
     ref, rmask = np_relu.forward_ref(x)
     xin = cp.asarray(x)
-    out, mask = gk.relu.forward(xin, inplace=inplace)
+    out, mask = kern.relu.forward(xin, inplace=inplace)
     assert (out is xin) == inplace and mask.dtype == cp.bool_
     np.testing.assert_array_equal(out.get(), ref)
     np.testing.assert_array_equal(mask.get(), rmask)
     d = rng.standard_normal(x.shape).astype(np.float32)
-    np.testing.assert_array_equal(gk.relu.backward(cp.asarray(d), mask).get(), np_relu.backward_ref(d, rmask))
+    np.testing.assert_array_equal(kern.relu.backward(cp.asarray(d), mask).get(), np_relu.backward_ref(d, rmask))
 
 
 @needs_gpu
@@ -173,7 +190,7 @@ def test_network_relu5_1_features_and_input_gradient_match_numpy(gk, pooling, rn
     import cupy as cp
     w = random_weights("vgg19", seed=7)
     x = rng.standard_normal((1, 3, 64, 80)).astype(np.float32)
-    ref_net, net = Network(w, pooling), Network(w, pooling, kernels=gk.KERNELS)
+    ref_net, net = Network(w, pooling), Network(w, pooling, kernels=gk.build(cp))
     layers = ["relu1_1", "conv3_1", "relu5_1"]
     f_ref, c_ref = ref_net.forward(x.copy(), layers)
     f, c = net.forward(cp.asarray(x), layers)
@@ -189,7 +206,7 @@ def test_network_relu5_1_features_and_input_gradient_match_numpy(gk, pooling, rn
 def test_objective_matches_numpy(gk):
     import cupy as cp
     obj_np, content = _tiny_objective(np)
-    obj_gpu, _ = _tiny_objective(cp, gk.KERNELS)
+    obj_gpu, _ = _tiny_objective(cp, gk.build(cp))
     img = np.clip(content + 0.05, 0, 1)
     loss, g, parts = obj_np.evaluate(img)
     lg, gg, pg = obj_gpu.evaluate(cp.asarray(img))
@@ -203,7 +220,7 @@ def test_objective_matches_numpy(gk):
 def test_device_lbfgs_on_gpu_matches_numpy_run(gk):
     import cupy as cp
     obj_np, content = _tiny_objective(np)
-    obj_gpu, _ = _tiny_objective(cp, gk.KERNELS)
+    obj_gpu, _ = _tiny_objective(cp, gk.build(cp))
     x0 = np.clip(content + 0.1, 0, 1).ravel()
     f_np = lambda z: (lambda r: (r[0], r[1].ravel()))(obj_np.evaluate(z.reshape(3, 24, 24)))
     f_gpu = lambda z: (lambda r: (r[0], r[1].ravel()))(obj_gpu.evaluate(z.reshape(3, 24, 24)))
@@ -215,18 +232,18 @@ def test_device_lbfgs_on_gpu_matches_numpy_run(gk):
 
 
 @needs_gpu
-def test_large_layer_is_banded_and_correct(gk, monkeypatch, rng):
+def test_large_layer_is_banded_and_correct(gk, kern, monkeypatch, rng):
     """A layer whose column matrix exceeds CHUNK_ELEMS runs in bands of rows and gives the same answer."""
     import cupy as cp
     x = cp.asarray(rng.standard_normal((1, 16, 96, 96)).astype(np.float32))
     wt = cp.asarray(rng.standard_normal((8, 16, 3, 3)).astype(np.float32))
     b = cp.zeros(8, dtype=cp.float32)
-    whole, cache = gk.conv.forward(x, wt, b, 1, 1)
+    whole, cache = kern.conv.forward(x, wt, b, 1, 1)
     d = cp.asarray(rng.standard_normal(whole.shape).astype(np.float32))
-    dwhole = gk.conv.backward(d, cache)
+    dwhole = kern.conv.backward(d, cache)
     monkeypatch.setattr(gk, "CHUNK_ELEMS", 16 * 9 * 96 * 7)
-    banded, cache = gk.conv.forward(x, wt, b, 1, 1)
-    assert rel(banded, whole) < 1e-6 and rel(gk.conv.backward(d, cache), dwhole) < 1e-6
+    banded, cache = kern.conv.forward(x, wt, b, 1, 1)
+    assert rel(banded, whole) < 1e-6 and rel(kern.conv.backward(d, cache), dwhole) < 1e-6
 
 
 # ---------------------------------------------------------------- against PyTorch with CUDA
@@ -254,7 +271,7 @@ def test_network_matches_pytorch_cuda(gk, pooling, rng):
     torch.backends.cuda.matmul.allow_tf32 = False
     w = random_weights("vgg19", seed=7)
     x = rng.standard_normal((1, 3, 64, 80)).astype(np.float32)
-    net = Network(w, pooling, kernels=gk.KERNELS)
+    net = Network(w, pooling, kernels=gk.build(cp))
     f, c = net.forward(cp.asarray(x), ["relu5_1"])
     r = rng.standard_normal(f["relu5_1"].shape).astype(np.float32)
     dx = net.backward({"relu5_1": cp.asarray(r)}, c)

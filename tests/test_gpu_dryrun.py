@@ -1,5 +1,9 @@
 """The GPU path on the CPU: vggnumpy's CuPy code under tests/fakecupy.py (NumPy arrays inside a device-array type,
-the real CUDA sources of vggnumpy/gpu built for the host and launched over their grids), against the NumPy path.
+the real CUDA sources of vggnumpy/nn/gpu built for the host and launched over their grids), against the NumPy path.
+
+The kernels are built from the stand-in passed in (kernels.build(cp), backend.gpu(cp)); only the tests whose code
+imports cupy itself (Network and the objective through backend.xp_of, backend.select, stylize) also patch that
+import with fakecupy.install.
 
 It catches what the GPU tests would catch without needing a GPU: a kernel that disagrees with the NumPy kernel,
 a wrong argument type or a non-contiguous array passed to a raw kernel, a host/device mix-up (np.asarray of a
@@ -7,12 +11,14 @@ device array, NumPy and device arrays in one expression), a device array leaking
 """
 import dataclasses
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import fakecupy
 from vggnumpy.nn import backend
+from vggnumpy.nn.gpu import kernels as gk
 from vggnumpy.nn.kernels import conv as np_conv, pool as np_pool, relu as np_relu
 from vggnumpy.nn.network import Network
 from vggnumpy.style.objective import Objective
@@ -22,17 +28,21 @@ pytestmark = pytest.mark.filterwarnings("ignore:running an UNTRAINED network")
 
 
 @pytest.fixture
-def cp(monkeypatch):
-    """The stand-in as `cupy` for this test (skipped without a host C++ compiler), undone afterwards."""
+def cp():
+    """The stand-in, to pass as the CuPy module (skipped without a host C++ compiler); sys.modules untouched."""
+    return fakecupy.stand_in()
+
+
+@pytest.fixture
+def installed(monkeypatch):
+    """The stand-in, with `import cupy` patched to it for this test (undone afterwards)."""
     return fakecupy.install(monkeypatch)
 
 
 @pytest.fixture
-def gk(cp):
-    """vggnumpy.nn.gpu.kernels imported against the stand-in."""
-    from vggnumpy.nn.gpu import kernels
-    assert kernels.cp is cp
-    return kernels
+def kern(cp):
+    """The GPU kernels built from the stand-in: kern.conv, kern.pool, kern.relu."""
+    return SimpleNamespace(**gk.build(cp))
 
 
 @pytest.fixture(scope="module")
@@ -48,30 +58,45 @@ def rel(a, b):
 
 # ---------------------------------------------------------------- the stand-in itself
 
-def test_get_xp_gpu_returns_the_stand_in(cp):
+def test_select_gpu_returns_the_stand_in(installed):
+    cp = installed
     assert backend.gpu_status() == (True, fakecupy.DEVICE_NAME)
-    assert backend.get_xp("gpu") == (cp, "gpu")
+    b = backend.select("gpu")
+    assert (b.name, b.xp, b.on_gpu) == ("gpu", cp, True) and set(b.kernels) == {"conv", "pool", "relu"}
     msgs = []
-    assert backend.get_xp("auto", log=msgs.append) == (cp, "gpu") and "GPU" in msgs[0]
+    b = backend.select("auto", log=msgs.append)
+    assert (b.name, b.xp) == ("gpu", cp) and "GPU" in msgs[0]
     a = cp.zeros((2, 3), dtype=cp.float32)
     assert not isinstance(a, np.ndarray) and backend.xp_of(a) is cp and backend.xp_of(a.get()) is np
     assert type(backend.to_numpy(a)) is np.ndarray
 
 
 def test_install_is_undone_after_the_test():
-    before = sys.modules.get("cupy")
+    before = {name: sys.modules.get(name) for name in ["cupy", *fakecupy.SUBMODULES]}
     mp = pytest.MonkeyPatch()
     cp = fakecupy.install(mp)
-    from vggnumpy.nn.gpu import kernels
-    assert kernels.cp is cp and sys.modules["cupy"] is cp
+    assert sys.modules["cupy"] is cp and sys.modules["cupy.cuda.runtime"] is cp.cuda.runtime
     mp.undo()
-    import vggnumpy.nn.gpu
-    assert sys.modules.get("cupy") is before
-    assert getattr(sys.modules.get("vggnumpy.nn.gpu.kernels"), "cp", None) is not cp
-    assert getattr(getattr(vggnumpy.nn.gpu, "kernels", None), "cp", None) is not cp
+    assert {name: sys.modules.get(name) for name in before} == before
 
 
-def test_the_stand_in_refuses_what_cupy_refuses(cp, gk):
+def test_the_kernels_run_on_the_cupy_module_they_are_built_from(cp, rng):
+    """build(cp) binds the module given, not whatever `import cupy` finds: the stand-in runs its CUDA sources
+    with sys.modules untouched; another module given gets its own kernels (the NumPy stand-in of test_nvcc
+    uses that); the kernels module holds no CuPy of its own."""
+    assert sys.modules.get("cupy") is not cp and not hasattr(gk, "cp")
+    k = backend.gpu(cp).kernels
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    out, mask = k["relu"].forward(cp.asarray(x))
+    assert isinstance(out, cp.ndarray) and isinstance(mask, cp.ndarray)
+    np.testing.assert_array_equal(out.get(), np.maximum(x, 0))
+    pooled, _ = k["pool"].forward(out, 2, 2, 0, False, "max")
+    assert isinstance(pooled, cp.ndarray) and pooled.shape == (2, 3, 2, 2)
+    assert fakecupy.launches["relu_fwd"] == 1 and fakecupy.launches["maxpool_fwd"] == 1
+    assert sys.modules.get("cupy") is not cp
+
+
+def test_the_stand_in_refuses_what_cupy_refuses(cp):
     """Host/device mix-ups and badly typed raw-kernel arguments fail here, as they would (or would corrupt) on a GPU."""
     a = cp.asarray(np.arange(6, dtype=np.float32))
     with pytest.raises(TypeError, match="get"):
@@ -82,7 +107,7 @@ def test_the_stand_in_refuses_what_cupy_refuses(cp, gk):
         cp.matmul(a.reshape(2, 3), np.ones((3, 2), np.float32))
     with pytest.raises(AttributeError):
         cp.not_a_cupy_function
-    relu = gk._fn("relu.cu", "relu_fwd")
+    relu = gk._fn(cp, "relu.cu", "relu_fwd")
     out, mask = cp.empty_like(a), cp.empty(a.shape, dtype=cp.bool_)
     with pytest.raises(TypeError, match="long long"):            # n is long long: np.int32 would be garbage
         relu((1,), (32,), (a, out, mask, np.int32(a.size)))
@@ -108,14 +133,14 @@ def test_empty_is_poisoned_and_views_write_through(cp):
 
 
 def test_elementwise_and_reduction_kernels_compile_their_c_expressions(cp, rng):
-    from vggnumpy.optim.device import dot64
+    dot = backend.gpu(cp).dot64()               # backend.dot64(cp): a cupy.ReductionKernel
     x = rng.standard_normal(1001).astype(np.float32)
     y = rng.standard_normal(1001).astype(np.float32)
-    d = dot64(cp)(cp.asarray(x), cp.asarray(y))
+    d = dot(cp.asarray(x), cp.asarray(y))
     assert isinstance(d, cp.ndarray) and d.dtype == np.float64 and d.shape == ()
     assert abs(float(d) - np.dot(x.astype(np.float64), y.astype(np.float64))) < 1e-12 * np.abs(x * y).sum()
     with pytest.raises(TypeError, match="mismatched"):
-        dot64(cp)(cp.asarray(x.astype(np.float64)), cp.asarray(y))
+        dot(cp.asarray(x.astype(np.float64)), cp.asarray(y))
     axpy = cp.ElementwiseKernel("T a, T x, T y", "T z", "z = a * x + y", "axpy")
     z = axpy(np.float32(2), cp.asarray(x), cp.asarray(y))
     assert z.dtype == np.float32
@@ -134,7 +159,7 @@ CONV_CASES = [  # (C, O, H, W, K, stride, pad)
 
 @pytest.mark.parametrize("case", CONV_CASES)
 @pytest.mark.parametrize("banded", [False, True])
-def test_conv_kernels_match_numpy(cp, gk, case, banded, rng, monkeypatch):
+def test_conv_kernels_match_numpy(cp, kern, case, banded, rng, monkeypatch):
     c, o, h, w, k, s, p = case
     if banded:   # several bands of output rows: the chunked im2col and accumulating col2im
         monkeypatch.setattr(gk, "CHUNK_ELEMS", c * k * k * 3)
@@ -143,16 +168,16 @@ def test_conv_kernels_match_numpy(cp, gk, case, banded, rng, monkeypatch):
     b = rng.standard_normal(o).astype(np.float32)
     d = rng.standard_normal((2, o, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)).astype(np.float32)
     ref, rcache = np_conv.forward(x, wt, b, s, p)
-    out, cache = gk.conv.forward(cp.asarray(x), cp.asarray(wt), cp.asarray(b), s, p)
+    out, cache = kern.conv.forward(cp.asarray(x), cp.asarray(wt), cp.asarray(b), s, p)
     assert isinstance(out, cp.ndarray) and out.dtype == np.float32 and out.shape == ref.shape
     assert rel(out.get(), ref) < 1e-5
-    dx = gk.conv.backward(cp.asarray(d), cache)
+    dx = kern.conv.backward(cp.asarray(d), cache)
     assert isinstance(dx, cp.ndarray) and rel(dx.get(), np_conv.backward(d, rcache)) < 1e-5
-    fused, fcache = gk.conv.forward_relu(cp.asarray(x), cp.asarray(wt), cp.asarray(b), s, p)
+    fused, fcache = kern.conv.forward_relu(cp.asarray(x), cp.asarray(wt), cp.asarray(b), s, p)
     mask = fcache[4].get()
     assert rel(fused.get(), np.maximum(ref, 0)) < 1e-5
     np.testing.assert_array_equal(mask, fused.get() > 0)
-    assert rel(gk.conv.backward(cp.asarray(d), fcache).get(), np_conv.backward(d * mask, rcache)) < 1e-5
+    assert rel(kern.conv.backward(cp.asarray(d), fcache).get(), np_conv.backward(d * mask, rcache)) < 1e-5
     assert fakecupy.launches["im2col_rows"] >= (4 if banded else 2) and fakecupy.launches["col2im_rows"] >= 2
     assert fakecupy.launches["add_bias"] == 1 and fakecupy.launches["add_bias_relu"] == 1
 
@@ -164,43 +189,44 @@ POOL_CASES = [  # (H, W, k, stride, pad, ceil)
 
 @pytest.mark.parametrize("case", POOL_CASES)
 @pytest.mark.parametrize("mode", ["max", "avg"])
-def test_pool_kernels_match_numpy(cp, gk, case, mode, rng):
+def test_pool_kernels_match_numpy(cp, kern, case, mode, rng):
     h, w, k, s, p, ceil = case
     x = rng.integers(-2, 3, size=(2, 3, h, w)).astype(np.float32)     # many ties: the first maximum wins
     ref, rcache = np_pool.forward(x, k, s, p, ceil, mode)
-    out, cache = gk.pool.forward(cp.asarray(x), k, s, p, ceil, mode)
+    out, cache = kern.pool.forward(cp.asarray(x), k, s, p, ceil, mode)
     assert isinstance(out, cp.ndarray)
     np.testing.assert_allclose(out.get(), ref, rtol=1e-6, atol=1e-6)
     if mode == "max":
         np.testing.assert_array_equal(cache[-1].get(), rcache[-1])     # the same winning taps
     d = rng.standard_normal(ref.shape).astype(np.float32)
-    dx = gk.pool.backward(cp.asarray(d), cache)
+    dx = kern.pool.backward(cp.asarray(d), cache)
     np.testing.assert_allclose(dx.get(), np_pool.backward(d, rcache), rtol=1e-5, atol=1e-5)
     assert fakecupy.launches[f"{mode}pool_fwd"] == 1 and fakecupy.launches[f"{mode}pool_bwd"] == 1
 
 
 @pytest.mark.parametrize("inplace", [False, True])
-def test_relu_kernels_match_numpy(cp, gk, inplace, rng):
+def test_relu_kernels_match_numpy(cp, kern, inplace, rng):
     x = rng.standard_normal((2, 3, 5, 4)).astype(np.float32)
     x[0, 0, 0, :2] = 0.0
     ref, rmask = np_relu.forward(x.copy())
     xin = cp.asarray(x)
-    out, mask = gk.relu.forward(xin, inplace=inplace)
+    out, mask = kern.relu.forward(xin, inplace=inplace)
     assert (out is xin) == inplace and mask.dtype == np.bool_
     np.testing.assert_array_equal(out.get(), ref)
     np.testing.assert_array_equal(mask.get(), x > 0)
     d = rng.standard_normal(x.shape).astype(np.float32)
-    np.testing.assert_array_equal(gk.relu.backward(cp.asarray(d), mask).get(), np_relu.backward(d, rmask))
+    np.testing.assert_array_equal(kern.relu.backward(cp.asarray(d), mask).get(), np_relu.backward(d, rmask))
     assert fakecupy.launches["relu_fwd"] == 1 and fakecupy.launches["relu_bwd"] == 1
 
 
 # ---------------------------------------------------------------- the untrained VGG-19: network and objective
 
-def test_network_features_and_input_gradient_match_numpy(cp, gk, vgg19, rng):
+def test_network_features_and_input_gradient_match_numpy(installed, vgg19, rng):
     """Max pooling, features asked at a conv (unfused) and at ReLUs (fused), gradient back to the pixels."""
+    cp = installed
     x = rng.standard_normal((1, 3, 32, 36)).astype(np.float32)
     layers = ["relu1_1", "conv3_1", "relu5_1"]
-    ref_net, net = Network(vgg19, "max"), Network(vgg19, "max", kernels=gk.KERNELS)
+    ref_net, net = Network(vgg19, "max"), Network(vgg19, "max", kernels=gk.build(cp))
     f_ref, c_ref = ref_net.forward(x.copy(), layers)
     f, c = net.forward(cp.asarray(x), layers)
     r = {n: rng.standard_normal(f_ref[n].shape).astype(np.float32) for n in layers}
@@ -210,15 +236,16 @@ def test_network_features_and_input_gradient_match_numpy(cp, gk, vgg19, rng):
     assert isinstance(dx, cp.ndarray) and rel(dx.get(), ref_net.backward(r, c_ref)) < 1e-5
 
 
-def test_objective_loss_and_gradient_match_numpy(cp, gk, vgg19, rng):
+def test_objective_loss_and_gradient_match_numpy(installed, vgg19, rng):
     """Gatys' objective (content relu4_2, style relu1_1..relu5_1, TV; avg pooling) at 40x32 px."""
+    cp = installed
     content = rng.uniform(0, 1, (3, 32, 40)).astype(np.float32)
     style = rng.uniform(0, 1, (3, 36, 36)).astype(np.float32)
     img = np.clip(content + 0.1 * rng.standard_normal(content.shape), 0, 1).astype(np.float32)
     style_layers = {n: 0.2 for n in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")}
     args = ([1.0], {"relu4_2": 1.0}, style_layers, 1.0, 5.0, 0.5)
     obj_np = Objective(Network(vgg19, "avg"), content, [style], *args)
-    obj_gpu = Objective(Network(vgg19, "avg", kernels=gk.KERNELS), cp.asarray(content), [cp.asarray(style)], *args)
+    obj_gpu = Objective(Network(vgg19, "avg", kernels=gk.build(cp)), cp.asarray(content), [cp.asarray(style)], *args)
     loss, g, parts = obj_np.evaluate(img.copy())
     lg, gg, pg = obj_gpu.evaluate(cp.asarray(img))
     assert isinstance(gg, cp.ndarray) and gg.dtype == np.float32 and gg.shape == img.shape
@@ -227,16 +254,17 @@ def test_objective_loss_and_gradient_match_numpy(cp, gk, vgg19, rng):
     assert rel(gg.get(), g) < 1e-4
 
 
-def test_tiled_objective_on_the_gpu_path_matches_the_cpu(cp, gk, vgg19, rng):
+def test_tiled_objective_on_the_gpu_path_matches_the_cpu(installed, vgg19, rng):
     """Exact tiling (tiling.py) on device arrays: 6 tiles of 32 px with the 80 px halo at 72x56 px, against the
     NumPy objective evaluated whole and in the same tiles (float32: to rounding)."""
+    cp = installed
     content = rng.uniform(0, 1, (3, 56, 72)).astype(np.float32)
     style = rng.uniform(0, 1, (3, 40, 40)).astype(np.float32)
     img = np.clip(content + 0.1 * rng.standard_normal(content.shape), 0, 1).astype(np.float32)
     args = ([1.0], {"relu4_2": 1.0}, {n: 0.25 for n in ("relu1_1", "relu3_1", "relu5_1")}, 1.0, 5.0, 0.5)
     whole = Objective(Network(vgg19, "avg"), content, [style], *args)
     tiled_np = Objective(Network(vgg19, "avg"), content, [style], *args, tile=32)
-    tiled = Objective(Network(vgg19, "avg", kernels=gk.KERNELS), cp.asarray(content), [cp.asarray(style)], *args,
+    tiled = Objective(Network(vgg19, "avg", kernels=gk.build(cp)), cp.asarray(content), [cp.asarray(style)], *args,
                       tile=32)
     assert len(tiled.tiles) == len(tiled_np.tiles) == 6
     loss, g, _ = whole.evaluate(img.copy())
@@ -251,29 +279,27 @@ def test_the_memory_plan_on_the_gpu_reads_the_device_and_keeps_scipy_history_on_
     """The budget is 80% of the device's free memory; scipy's L-BFGS history is not counted against it, so a
     2048 px run on a 3 GiB device is tiled with scipy's history kept, where the host budget would shorten it."""
     from vggnumpy.run import pipeline as api
-    from vggnumpy.nn import arch as archmod
     from vggnumpy import config
     from vggnumpy.run import memory
     monkeypatch.setattr(cp.cuda.Device, "mem_info", property(lambda self: (3 << 30, 16 << 30)))
     # what earlier tests left resident in this process must not shrink the host budget (the plan counts it)
     monkeypatch.setattr(memory, "resident", lambda: memory.CALIBRATION_RESIDENT)
     o = config.make(size=2048).resolved(True)
-    net = Network(vgg19, "avg")
-    cw, sw = archmod.DEFAULT_LAYERS["vgg19"]["content"], archmod.DEFAULT_LAYERS["vgg19"]["style"]
-    cw, sw = {n: 1.0 for n in cw}, {n: 1.0 for n in sw}
+    setup = api.network(vgg19, o, backend.gpu(cp))
+    assert setup.backend.available() == (3 << 30)        # the device's free memory (the stand-in's pool is empty)
     logs = []
-    p = api.memory_plan("vgg19", net, cw, sw, o, (2048, 2048), [(512, 512)], cp, logs.append)
+    p = api.memory_plan(setup, (2048, 2048), [(512, 512)], logs.append)
     assert p.tile is not None and p.optimizer == "lbfgs" and p.memory == o.lbfgs_memory, p
     assert p.peak <= int(0.8 * (3 << 30)) and "(GPU)" in logs[0]
-    host = api.memory_plan("vgg19", net, cw, sw, dataclasses.replace(o, max_memory=int(0.8 * (3 << 30))),
-                           (2048, 2048), [(512, 512)], np, lambda m: None)
+    host_setup = api.network(vgg19, dataclasses.replace(o, max_memory=int(0.8 * (3 << 30))), backend.cpu())
+    host = api.memory_plan(host_setup, (2048, 2048), [(512, 512)], lambda m: None)
     assert (host.optimizer, host.memory) != ("lbfgs", o.lbfgs_memory)
 
 
 # ---------------------------------------------------------------- stylize end to end: device gpu against cpu
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "lbfgs-device", "adam"])
-def test_stylize_on_the_gpu_path_matches_the_cpu(cp, vgg19, optimizer, rng):
+def test_stylize_on_the_gpu_path_matches_the_cpu(installed, vgg19, optimizer, rng):
     import vggnumpy
     content = rng.uniform(0, 1, (24, 32, 3)).astype(np.float32)      # 32 px on its long side: not resized
     style = rng.uniform(0, 1, (28, 28, 3)).astype(np.float32)
@@ -294,7 +320,7 @@ def test_stylize_on_the_gpu_path_matches_the_cpu(cp, vgg19, optimizer, rng):
     assert (fakecupy.launches["vggnumpy_dot64"] > 0) == (optimizer == "lbfgs-device")
 
 
-def test_masks_and_colour_control_on_the_gpu_path_match_the_cpu(cp, vgg19, rng, tmp_path):
+def test_masks_and_colour_control_on_the_gpu_path_match_the_cpu(installed, vgg19, rng, tmp_path):
     """Guided Gram terms (their guides moved to the device) and histogram matching on the GPU path: the same
     image as on the CPU (mean difference below 1e-4)."""
     import vggnumpy

@@ -2,17 +2,16 @@
 text, built for the host with a C++ compiler and launched over the grid and block the GPU code asks for
 (tests/fakecupy.py), runs the GPU layer code against the NumPy loop references."""
 import glob
-import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 import types
 
 import numpy as np
 import pytest
 
 import fakecupy
+from vggnumpy.nn.gpu import kernels as gk
 from vggnumpy.nn.kernels import conv as np_conv, pool as np_pool, relu as np_relu
 
 GPU_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vggnumpy", "nn", "gpu")
@@ -54,40 +53,35 @@ def test_nvcc_rejects_a_broken_source(tmp_path):
 # ---------------------------------------------------------------- host emulation of the same sources
 
 @pytest.fixture(scope="module")
-def host_kernels():
-    """vggnumpy.nn.gpu.kernels imported against a stand-in 'cupy': NumPy arrays, and RawModule built for the host.
+def host_cp():
+    """A NumPy 'cupy' to build vggnumpy.nn.gpu.kernels from: NumPy's namespace, and RawModule built for the host.
 
     The host build and the launch over the real grid and block are tests/fakecupy.py's (HostModule); here the
     kernels take plain NumPy arrays, while tests/test_gpu_dryrun.py runs the same sources under the whole
-    stand-in (device arrays, the GPU path end to end)."""
+    stand-in (device arrays, the GPU path end to end). The kernels take their CuPy module as an argument, so
+    this one is simply passed in: sys.modules is never touched."""
     reason = fakecupy.host_unavailable()
     if reason:
         pytest.skip(reason)
-    fake = types.ModuleType("cupy")
-    fake.__dict__.update({k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
-    fake.RawModule = lambda code, options=(): fakecupy.HostModule(code, options)
-    # Loaded under another name, so the real vggnumpy.nn.gpu.kernels (and sys.modules['cupy']) stay untouched.
-    spec = importlib.util.spec_from_file_location("vggnumpy.nn.gpu._host_kernels", os.path.join(GPU_DIR, "kernels.py"))
-    mod = importlib.util.module_from_spec(spec)
-    saved = sys.modules.get("cupy")
-    sys.modules["cupy"] = fake
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        if saved is None:
-            sys.modules.pop("cupy", None)
-        else:
-            sys.modules["cupy"] = saved
-    return mod
+    host = types.ModuleType("numpy_as_cupy")       # a module: hashable, as the kernels' per-module cache needs
+    host.__dict__.update({k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
+    host.RawModule = lambda code, options=(): fakecupy.HostModule(code, options)
+    return host
 
 
-def test_compile_all_names_every_kernel_of_the_sources(host_kernels):
+@pytest.fixture(scope="module")
+def host_kernels(host_cp):
+    """gk.build(host_cp): host_kernels.conv, .pool, .relu on NumPy arrays."""
+    return types.SimpleNamespace(**gk.build(host_cp))
+
+
+def test_compile_all_names_every_kernel_of_the_sources(host_cp):
     """compile_all() resolves exactly the extern "C" kernels the .cu files define, each built for the host."""
     defined = set()
     for path in SOURCES:
         with open(path) as f:
             defined |= set(fakecupy.kernel_signatures(f.read()))
-    names = host_kernels.compile_all()
+    names = gk.compile_all(host_cp)
     assert len(names) == len(set(names))
     assert set(names) == defined
 
@@ -106,7 +100,7 @@ CONV_CASES = [  # (C, O, H, W, K, stride, pad)
 def test_host_emulated_conv_matches_loop_reference(host_kernels, case, banded, rng, monkeypatch):
     c, o, h, w, k, s, p = case
     if banded:   # force several bands of output rows: exercises the chunked im2col/col2im path
-        monkeypatch.setattr(host_kernels, "CHUNK_ELEMS", c * k * k * 3)
+        monkeypatch.setattr(gk, "CHUNK_ELEMS", c * k * k * 3)
     x = rng.standard_normal((2, c, h, w)).astype(np.float32)
     wt = rng.standard_normal((o, c, k, k)).astype(np.float32)
     b = rng.standard_normal(o).astype(np.float32)
@@ -163,13 +157,13 @@ def test_host_emulated_relu_matches_loop_reference(host_kernels, inplace, rng):
 
 
 @pytest.mark.parametrize("pooling", ["max", "avg"])
-def test_host_emulated_network_matches_numpy_path(host_kernels, pooling, rng):
+def test_host_emulated_network_matches_numpy_path(host_cp, pooling, rng):
     """The whole VGG-19 to relu5_1 and its input gradient through the GPU layer code, against the NumPy path."""
     from vggnumpy.nn.network import Network
     from vggnumpy.weights.file import random_weights
     w = random_weights("vgg19", seed=3)
     x = rng.standard_normal((1, 3, 32, 40)).astype(np.float32)
-    ref_net, net = Network(w, pooling), Network(w, pooling, kernels=host_kernels.KERNELS)
+    ref_net, net = Network(w, pooling), Network(w, pooling, kernels=gk.build(host_cp))
     f_ref, c_ref = ref_net.forward(x.copy(), ["relu1_1", "relu5_1"])
     f, c = net.forward(x.copy(), ["relu1_1", "relu5_1"])
     r = {n: rng.standard_normal(f_ref[n].shape).astype(np.float32) for n in f_ref}

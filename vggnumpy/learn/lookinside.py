@@ -208,7 +208,7 @@ def curve_panel(rows, total_iterations, height=256, width=None):
 def beside_curve(img, rows, total_iterations, height=256):
     """img (H, W, 3) in [0, 1] resized to `height` tall, with the loss curve of `rows` on its right.
 
-    rows: listeners.Trace rows up to the current iteration (the last one gets the dot); the x axis is always
+    rows: the trace (steps.RunState.trace) up to the current iteration (the last one gets the dot); the x axis is always
     [0, total_iterations], so the frames of a GIF line up. Returns (height, w + panel width, 3) float32.
     """
     require()

@@ -11,7 +11,7 @@ def require():
 
 
 def loss_curves(rows, path):
-    """rows from listeners.Trace: one line per term (log scale) and the total, against the iteration; PNG."""
+    """rows of a run's trace (Result.trace): one line per term (log scale) and the total, against the iteration; PNG."""
     require()
     from matplotlib.figure import Figure
     from ..files.paths import atomic_write

@@ -118,7 +118,7 @@ class Network:
 
 
 def cpu_kernels(engine):
-    """The NumPy kernels with `engine` bound, in the module-style interface the GPU's KERNELS have."""
+    """The NumPy kernels with `engine` bound, in the interface gpu.kernels.build gives the GPU's."""
     return dict(conv=SimpleNamespace(forward=partial(np_conv.forward, engine=engine),
                                      forward_relu=partial(np_conv.forward_relu, engine=engine),
                                      backward=partial(np_conv.backward, engine=engine)),

@@ -10,16 +10,8 @@ only where the loss is compared in the line search.
 """
 import numpy as np
 
-from ..nn.backend import xp_of
+from ..nn.backend import dot64, xp_of
 from .step import Step, call
-
-
-def dot64(xp):
-    """sum(a * b) accumulated in float64, as a 0-d array (or NumPy scalar) on a's device: dot(a, b)."""
-    if xp is np:
-        return lambda a, b: np.dot(a.astype(np.float64), b.astype(np.float64))
-    return xp.ReductionKernel("float32 a, float32 b", "float64 out", "double(a) * double(b)", "a + b",
-                              "out = a", "0", "vggnumpy_dot64")
 
 
 def _f32(s):

@@ -1,18 +1,17 @@
-"""Listeners on the optimiser's steps: progress bar, printed losses, frames, GIF, best iterate, trace, plot, output.
+"""Listeners on the run's stream of steps: progress bar, printed losses, frames, GIF, trace file, plot, output.
 
-The pipeline calls, in order, start(run) once, scale(run) at each scale of the pyramid, step(run, step) after
-each accepted iteration, and finish(run, result) once with the final image (also after an interrupt). `run`
-(api.Run) says where the run is: run.scale, run.base (iterations done before this scale), run.shape, run.log.
-Everything the program shows or writes while it works happens here, at the end of the data flow.
+pipeline.run hands each event of steps.stream to every listener in turn: start(run) once, scale(run) when a
+scale of the pyramid begins, step(run, step) after each accepted iteration, finish(run, result) once with the
+final image (also after an interrupt), or abort(run) when the run raised. `run` (steps.RunState) says where the
+run is: run.scale_index, run.base (iterations done before this scale), run.shape, run.trace; listeners read it
+and never write it. Everything the program shows or writes while it works happens here, at the end of the flow.
 """
 import json
 import sys
-import time
 
 import numpy as np
 
 from ..files import images
-from ..nn.backend import to_numpy
 from ..files.paths import atomic_write, frame_path
 
 
@@ -29,38 +28,24 @@ class Listener:
     def finish(self, run, result):
         pass
 
-
-def host_image(run, x):
-    """A flat (3*h*w,) iterate on any device -> (h, w, 3) float32 on the host, clipped to [0, 1]."""
-    return np.clip(to_numpy(x).reshape(run.shape).transpose(1, 2, 0), 0, 1).astype(np.float32)
-
-
-class Best(Listener):
-    """The iterate to keep at each scale: the one with the lowest loss (keep-best), or the last."""
-
-    def __init__(self, keep_best=True):
-        self.keep_best = keep_best
-        self.scale(None)
-
-    def scale(self, run):
-        self.x, self.loss, self.parts, self.iteration = None, np.inf, {}, 0
-
-    def step(self, run, step):
-        if not self.keep_best or step.loss <= self.loss:
-            self.x, self.loss, self.parts = step.x.copy(), step.loss, step.parts
-            self.iteration = run.base + step.iteration
+    def abort(self, run):
+        pass
 
 
 class Progress(Listener):
-    """A tqdm bar over all iterations of all scales, with the loss, the size and the evaluations."""
+    """A tqdm bar over all iterations of all scales, with the loss, the size and the evaluations.
 
-    def __init__(self, total):
-        self.total, self.bar = total, None
+    write(msg) prints a line above the bar while it runs (through log() before and after)."""
+
+    def __init__(self, total, log):
+        self.total, self.log, self.bar = total, log, None
+
+    def write(self, msg):
+        (self.bar.write if self.bar is not None else self.log)(msg)
 
     def start(self, run):
         from tqdm import tqdm
         self.bar = tqdm(total=self.total, unit="it", desc="style", dynamic_ncols=True, file=sys.stderr)
-        run.write = self.bar.write
 
     def step(self, run, step):
         self.bar.update(1)
@@ -71,37 +56,39 @@ class Progress(Listener):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        run.write = run.log
+
+    def abort(self, run):
+        self.finish(run, None)
 
 
 class PrintEvery(Listener):
-    """Every n iterations: the loss and each term's loss at the accepted iterate."""
+    """Every n iterations: the loss and each term's loss at the accepted iterate, through write(line)."""
 
-    def __init__(self, every):
-        self.every = every
+    def __init__(self, every, write):
+        self.every, self.write = every, write
 
     def step(self, run, step):
         it = run.base + step.iteration
         if it % self.every == 0:
             terms = ", ".join(f"{k} {v:.4g}" for k, v in step.parts.items())
-            run.write(f"iteration {it}: loss {step.loss:.6g} ({terms})")
+            self.write(f"iteration {it}: loss {step.loss:.6g} ({terms})")
 
 
 class Frames(Listener):
     """Every n iterations: OUT_NNNN.ext written (when there is an output) and a 256 px frame kept for the GIF.
 
-    With `trace` (a Trace listener placed before this one, so its rows already hold this iteration), each frame
-    shows the loss curve so far beside the image (lookinside.beside_curve, x axis 0 .. run.total).
+    With loss_curve, each frame shows the loss curve so far (run.trace, which holds this iteration already) beside
+    the image (lookinside.beside_curve, x axis 0 .. run.total).
     """
 
-    def __init__(self, every, output=None, keep=False, trace=None):
-        self.every, self.output, self.keep, self.frames, self.trace = every, output, keep, [], trace
+    def __init__(self, every, output=None, keep=False, loss_curve=False):
+        self.every, self.output, self.keep, self.frames, self.loss_curve = every, output, keep, [], loss_curve
 
     def step(self, run, step):
         it = run.base + step.iteration
         if it % self.every:
             return
-        img = run.finish_image(host_image(run, step.x))
+        img = run.finish_image(run.host_image(step.x))
         if self.keep:
             self.frames.append(self.picture(run, images.resize(img, 256)))
         if self.output is not None:
@@ -112,10 +99,10 @@ class Frames(Listener):
 
         The picture is img's height, or min_height when img is smaller (a coarse scale), so the curve stays legible.
         """
-        if self.trace is None:
+        if not self.loss_curve:
             return img
         from ..learn.lookinside import beside_curve
-        return beside_curve(img, self.trace.rows, run.total, height=max(min_height, img.shape[0]))
+        return beside_curve(img, run.trace, run.total, height=max(min_height, img.shape[0]))
 
 
 class Gif(Listener):
@@ -132,38 +119,28 @@ class Gif(Listener):
         images.save_gif(self.path, frames)
 
 
-class Trace(Listener):
-    """Per iteration: total loss, each term (so each style layer), seconds since the start and evaluations."""
+class TraceFile(Listener):
+    """The trace (per iteration: total loss, each term, seconds since the start, evaluations) as JSON at the end."""
 
-    def __init__(self, path=None):
-        self.path, self.rows, self.t0 = path, [], None
-
-    def start(self, run):
-        self.t0 = time.perf_counter()
-
-    def step(self, run, step):
-        self.rows.append(dict(iteration=run.base + step.iteration, scale=run.scale_index, size=list(run.shape[1:]),
-                              loss=step.loss, terms=dict(step.parts), seconds=time.perf_counter() - self.t0,
-                              evaluations=run.evaluations()))
+    def __init__(self, path):
+        self.path = path
 
     def finish(self, run, result):
-        if self.path is None:
-            return
         with atomic_write(self.path, suffix=".json") as tmp:
             with open(tmp, "w") as f:
-                json.dump(dict(software="vggnumpy", interrupted=result.interrupted, iterations=self.rows),
+                json.dump(dict(software="vggnumpy", interrupted=result.interrupted, iterations=result.trace),
                           f, indent=1)
 
 
 class Plot(Listener):
-    """A loss curve per term (log scale) against the iteration, drawn with matplotlib from a Trace."""
+    """A loss curve per term (log scale) against the iteration, drawn with matplotlib from the result's trace."""
 
-    def __init__(self, path, trace):
-        self.path, self.trace = path, trace
+    def __init__(self, path):
+        self.path = path
 
     def finish(self, run, result):
         from ..learn.plot import loss_curves
-        loss_curves(self.trace.rows, self.path)
+        loss_curves(result.trace, self.path)
 
 
 class Callback(Listener):
@@ -173,7 +150,7 @@ class Callback(Listener):
         self.fn = fn
 
     def step(self, run, step):
-        self.fn(run.base + step.iteration, step.loss, host_image(run, step.x))
+        self.fn(run.base + step.iteration, step.loss, run.host_image(step.x))
 
 
 class Output(Listener):

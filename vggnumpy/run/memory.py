@@ -8,6 +8,7 @@ pixel and channel, and SCIPY_EXTRA bytes more; the device L-BFGS 2m + DEVICE_VEC
 from dataclasses import dataclass
 
 from ..nn import arch as archmod
+from ..nn.backend import proc_bytes
 
 FEATURE_SHARE = 0.57
 BASE = 250 << 20
@@ -53,32 +54,9 @@ def estimate(arch, height, width, deepest, optimizer, memory):
     return net + opt, net, opt
 
 
-def _proc_bytes(path, key):
-    """The `key:` line of a /proc file in bytes (its value is in kB), or None where the system does not say."""
-    try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def resident():
     """Bytes this process holds now (VmRSS), or 0 where the system does not say."""
-    return _proc_bytes("/proc/self/status", "VmRSS") or 0
-
-
-def available(xp=None):
-    """Bytes of memory available to a new allocation: on the GPU (xp is CuPy) the device's free memory plus what
-    CuPy's pool holds unused; else MemAvailable of the host. None where the system does not say."""
-    if xp is not None and getattr(xp, "cuda", None) is not None:
-        free = xp.cuda.Device().mem_info[0]
-        pool = xp.get_default_memory_pool()
-        return int(free + pool.total_bytes() - pool.used_bytes())
-    return _proc_bytes("/proc/meminfo", "MemAvailable")
-
+    return proc_bytes("/proc/self/status", "VmRSS") or 0
 
 
 @dataclass(frozen=True)

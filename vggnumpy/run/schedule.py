@@ -1,4 +1,4 @@
-"""The schedule of a run as plain data: the pyramid's sizes, the iterations at each and how each scale starts.
+"""The schedule of a run as plain data: the pyramid's levels, their sizes, iterations and how each starts.
 
 -n/--iterations is the budget over all scales. It is split in shares: every coarser scale gets COARSE_SHARES,
 the full size one (an iteration there costs 4x one a scale below), so 180 over two scales is 150 + 30 and 110
@@ -10,8 +10,8 @@ COARSE_SHARES = 5
 
 
 @dataclass(frozen=True)
-class Scale:
-    """One scale of the pyramid: the output's longest side, its iterations, and where it starts from."""
+class Level:
+    """One level (a "scale") of the pyramid: the output's longest side, its iterations, and where it starts from."""
     side: int
     iterations: int
     start: str            # "content", "noise" or "image" at the first scale; "upsampled" after it
@@ -41,8 +41,9 @@ def sides(size, scales, shape, min_side):
     return [s for s in out if min(h, w) * s / max(h, w) >= min_side] or [size]
 
 
-def plan(size, scales, iterations, scale_iterations, init, shape, min_side):
-    """The list of Scale for one run. scale_iterations (a list, coarsest first) wins over the split of iterations."""
+def levels(size, scales, iterations, scale_iterations, init, shape, min_side):
+    """The Levels of one run, coarsest first. scale_iterations (a list, coarsest first) wins over the split of
+    iterations."""
     if scale_iterations is not None:
         scales = len(scale_iterations)
     found = sides(size, scales, shape, min_side)
@@ -50,9 +51,9 @@ def plan(size, scales, iterations, scale_iterations, init, shape, min_side):
         counts = list(scale_iterations)[len(scale_iterations) - len(found):]    # too-small scales drop first
     else:
         counts = split(iterations, len(found))
-    return [Scale(s, n, init if k == 0 else "upsampled") for k, (s, n) in enumerate(zip(found, counts))]
+    return [Level(s, n, init if k == 0 else "upsampled") for k, (s, n) in enumerate(zip(found, counts))]
 
 
-def describe(schedule):
+def describe(levels):
     """One line for the log: '256 px x 150, 512 px x 30'."""
-    return ", ".join(f"{s.side} px x {s.iterations}" for s in schedule)
+    return ", ".join(f"{level.side} px x {level.iterations}" for level in levels)

@@ -38,7 +38,7 @@ from .. import config
 from . import flow, frames as videoio
 from ..files import images
 from ..style import terms
-from ..nn.backend import get_xp
+from ..nn import backend as backends
 from ..files.paths import check_writable, same_file
 from ..weights.file import sha256_file
 
@@ -65,7 +65,8 @@ class VideoResult:
 
 @dataclass
 class Frame:
-    """What api.run needs of a video frame: where to start, and the temporal terms (see api.run)."""
+    """What pipeline.run needs of a video frame: where to start, and the temporal terms (its start and
+    extra_terms)."""
     start: np.ndarray                   # (H, W, 3)
     targets: list                       # [(name, warped (H, W, 3), c (H, W))]
     weight: float
@@ -172,7 +173,7 @@ def check_inputs(src, styles, o, v, weights, wh):
     content = images.resize_to(src.first.astype(np.float32) / 255.0, wh[1], wh[0])
     job = config.Job(content, styles, None, fo)
     api.check_job(job)
-    _, _, _, min_side = api._network(weights, fo, np, threads=1)
+    min_side = api.network(weights, fo, backends.cpu(), threads=1).min_side
     content, style_images, _ = api.read_inputs(job, fo, min_side)
     api.read_control(fo, content, style_images)
 
@@ -293,7 +294,7 @@ def stylize_video(source, styles, output="out.mp4", *, log=None, stop=None, on_f
     o, v, loaded = _split_options(dict(options))
     src = videoio.open_frames(os.fspath(source), fps=Fraction(v.fps).limit_denominator(100000))  # every frame checked
     folder = check_video(os.fspath(source), styles, os.fspath(output), o)
-    get_xp(o.device, log=lambda m: None)                 # a missing GPU is refused before the weights are read
+    backends.select(o.device, log=lambda m: None)          # a missing GPU is refused before the weights are read
     w = loaded if loaded is not None else api.resolve_weights(o.weights, o.arch, log)
     o = o.resolved(w.trained)
     wh = frame_size(*src.size, o.size)
@@ -376,7 +377,8 @@ def _style_frame(clip, i, inputs, output_of, path, log, stop):
     o = _frame_options(clip.o, clip.v, not temporal, max(clip.wh))
     frame = temporal_frame(i, inputs, output_of, clip.v) if temporal else None
     job = config.Job(inputs[i], clip.styles, None, o)
-    res = api.run(job, weights=clip.weights, log=log, stop=stop, frame=frame)
+    extra = dict(extra_terms=frame.terms, start=frame.start) if frame is not None else {}
+    res = api.run(job, weights=clip.weights, log=log, stop=stop, **extra)
     if res.interrupted:
         return None
     seconds = time.perf_counter() - t0
