@@ -33,6 +33,7 @@ def _records(folder):
         return json.load(f)
 
 
+@pytest.mark.slow
 def test_a_grid_is_the_product_and_each_name_says_its_settings(wfile):
     jobs = _grid(wfile)
     assert len(jobs) == 8
@@ -45,6 +46,7 @@ def test_a_grid_is_the_product_and_each_name_says_its_settings(wfile):
     assert names[3] == "tubingen__the_scream+starry_night__style-weight=20.png"
 
 
+@pytest.mark.slow
 def test_a_job_file_round_trips(wfile, tmp_path):
     """Jobs saved as JSON (and YAML), read back equal; relative paths are read from the file's folder."""
     jobs = _grid(wfile)
@@ -83,6 +85,7 @@ def test_local_cluster_gives_the_same_bytes_as_one_after_another(wfile, tmp_path
     assert rec["status"] == "done" and rec["evaluations"] >= 3 and rec["trained"] is False and rec["seconds"] > 0
 
 
+@pytest.mark.slow
 def test_a_rerun_skips_the_jobs_done_and_redoes_a_changed_one(wfile, tmp_path):
     jobs = _grid(wfile, weights=(5.0,))[:2]
     out = str(tmp_path / "out")
@@ -103,6 +106,7 @@ def test_a_rerun_skips_the_jobs_done_and_redoes_a_changed_one(wfile, tmp_path):
 
 
 @pytest.mark.parametrize("where", ["sequential", "dask"])
+@pytest.mark.slow
 def test_a_failed_job_is_recorded_and_the_others_finish(wfile, tmp_path, where):
     """A missing photo (refused before sending) and an unreadable one (fails on the worker, retried once):
     each recorded with its file named; the other jobs are written."""
@@ -123,6 +127,7 @@ def test_a_failed_job_is_recorded_and_the_others_finish(wfile, tmp_path, where):
     assert summary["failed"] == 2 and os.path.exists(os.path.join(out, batch_run.SHEET))
 
 
+@pytest.mark.slow
 def test_stopping_cancels_the_rest_and_keeps_what_finished(wfile, tmp_path):
     jobs = _grid(wfile, weights=(5.0,))
     out = str(tmp_path / "out")
@@ -176,6 +181,7 @@ def test_bad_batch_input_is_one_clear_line(args, expect, tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_without_dask_the_jobs_run_here_and_it_says_how_to_install(wfile, tmp_path, monkeypatch, capsys):
     from vggnumpy.batch import cluster
 
@@ -224,6 +230,7 @@ def test_ctrl_c_cancels_the_rest_keeps_the_finished_and_exits_130(wfile, tmp_pat
     assert "cancelled" in statuses and statuses.count("done") == len(_pixels(out)) >= 1
 
 
+@pytest.mark.slow
 def test_gpu_jobs_go_to_a_worker_even_when_none_declares_a_gpu(wfile, tmp_path, monkeypatch):
     """--device gpu jobs on the GPU path (tests/fakecupy.py: CuPy on the host) through Dask: with no worker
     declaring resources GPU=1 they are not left waiting; it says so, and they run."""
@@ -235,7 +242,7 @@ def test_gpu_jobs_go_to_a_worker_even_when_none_declares_a_gpu(wfile, tmp_path, 
     lines = []
     entries, summary = batch_run.run_batch(jobs, str(tmp_path / "out"), workers=1, processes=False, log=lines.append,
                                            progress=False, sheet=False)
-    assert summary["done"] == 1 and any("no worker declares a GPU" in l for l in lines)
+    assert summary["done"] == 1 and any("no worker declares a GPU" in line for line in lines)
     assert fakecupy.launches["add_bias_relu"] > 0
 
 

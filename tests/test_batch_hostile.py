@@ -62,6 +62,7 @@ def test_output_names_never_repeat_and_skip_every_name_taken(wfile):
     assert batch.output_names(jobs, []) == names
 
 
+@pytest.mark.slow
 def test_colliding_outputs_run_once_each_and_a_rerun_skips_them_all(wfile, tmp_path):
     jobs = [_job(wfile, "a.png"), _job(wfile, "a.png", seed=1, init="noise"), _job(wfile, "a__2.png", seed=2,
                                                                                      init="noise")]
@@ -75,6 +76,7 @@ def test_colliding_outputs_run_once_each_and_a_rerun_skips_them_all(wfile, tmp_p
 
 @pytest.mark.parametrize("name, what", [("sheet.png", "contact sheet"), ("Sheet.PNG", "contact sheet"),
                                         ("jobs.json", "jobs.json")])
+@pytest.mark.slow
 def test_a_job_named_like_the_sheet_or_the_records_is_refused_the_same_way_each_time(wfile, tmp_path, name, what):
     jobs = [_job(wfile, name), _job(wfile)]
     out = tmp_path / "out"
@@ -225,6 +227,7 @@ def test_a_job_that_is_not_an_object_is_refused(tmp_path, capsys):
 
 # 5. job outputs checked before the first job runs ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_bad_job_outputs_are_failed_each_and_the_others_run(wfile, tmp_path):
     """Outputs that leave the folder, name a non-image or the records: each job failed with its error; the others
     run; jobs.json is written."""
@@ -244,6 +247,7 @@ def test_bad_job_outputs_are_failed_each_and_the_others_run(wfile, tmp_path):
     assert sorted(os.listdir(out)) == sorted([os.path.basename(entries[0].path), "ok.jpg", batch_run.RECORDS])
 
 
+@pytest.mark.slow
 def test_an_output_that_is_a_folder_or_a_link_to_an_input_is_failed_before_work(wfile, tmp_path):
     out = tmp_path / "out"
     (out / "dir.png").mkdir(parents=True)
@@ -258,6 +262,7 @@ def test_an_output_that_is_a_folder_or_a_link_to_an_input_is_failed_before_work(
 # 6. a JPEG batch resumes ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("ext", [".jpg", ".jpeg"])
+@pytest.mark.slow
 def test_a_jpeg_batch_is_resumed_not_refused(wfile, tmp_path, ext):
     jobs = [_job(wfile, "a" + ext), _job(wfile, "b" + ext, seed=3, init="noise")]
     out = tmp_path / "out"

@@ -35,6 +35,7 @@ def test_style_on_real_images_writes_valid_image(tmp_path):
     assert a.std() > 5                              # an image, not a flat colour
 
 
+@pytest.mark.slow
 def test_options_two_styles_blend_colors_frames_gif_adam(tmp_path):
     content = shared_image("content", "golden_gate.jpg")
     s1, s2 = shared_image("style", "the_scream.jpg"), shared_image("style", "starry_night.jpg")
@@ -51,6 +52,7 @@ def test_options_two_styles_blend_colors_frames_gif_adam(tmp_path):
         assert g.is_animated and g.n_frames == 2
 
 
+@pytest.mark.slow
 def test_init_image_and_vgg16(tmp_path):
     content = shared_image("content", "tubingen.jpg")
     style = shared_image("style", "the_scream.jpg")
@@ -119,6 +121,7 @@ def test_weights_random_and_info(tmp_path, capsys):
     assert "UNTRAINED" in text and "conv5_3" in text and "14,714,688" in text
 
 
+@pytest.mark.slow
 def test_device_lbfgs_option_runs_on_the_cpu_too(tmp_path):
     content = shared_image("content", "tubingen.jpg")
     style = shared_image("style", "starry_night.jpg")
@@ -127,6 +130,7 @@ def test_device_lbfgs_option_runs_on_the_cpu_too(tmp_path):
     assert Image.open(out).size[0] == 48
 
 
+@pytest.mark.slow
 def test_a_wide_style_at_a_coarse_scale_keeps_the_networks_smallest_input(rng):
     """A 64x40 style at the 24 px scale of a 48 px run: its shorter side is kept at 16 px (VGG-19's smallest input
     to relu5_1), not 15 (the pooling failed: 'input 1x3 is smaller than the 2x2 window')."""

@@ -18,6 +18,8 @@ from conftest import shared_image
 from vggnumpy.batch import jobs as batch, run as batch_run, cluster
 from vggnumpy.cli.main import main
 
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("distributed")
 
 FAST = dict(size=32, iterations=2, scales=1)

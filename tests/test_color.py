@@ -56,6 +56,7 @@ def test_luminance_matching_takes_the_contents_mean_and_spread():
     assert abs(y.mean() - yc.mean()) < 0.01 and abs(y.std() - yc.std()) < 0.01      # clipping moves it a little
 
 
+@pytest.mark.slow
 def test_luminance_transfer_leaves_the_contents_chroma_unchanged(tmp_path):
     """A run with --color-transfer luminance: the output's I and Q (YIQ) equal the content's at its size, within
     1e-5, wherever no channel was clipped; its Y is not the content's Y (the style went somewhere)."""

@@ -45,6 +45,7 @@ def test_both_sets_hold_the_same_keys_and_differ_where_it_matters():
 
 
 @pytest.mark.parametrize("trained", [True, False])
+@pytest.mark.slow
 def test_a_run_takes_the_set_of_its_network(trained):
     d = config.NETWORK_DEFAULTS["pretrained" if trained else "untrained"]
     res, log = _run(trained, iterations=6)
@@ -53,6 +54,7 @@ def test_a_run_takes_the_set_of_its_network(trained):
     assert log.count(" px x ") == d["scales"]     # the schedule has the set's number of scales
 
 
+@pytest.mark.slow
 def test_given_options_win_over_either_set():
     res, log = _run(True, scales=2, iterations=3, pooling="max")
     assert res.iterations == 3 and "max pooling" in log and "20 px x 2, 40 px x 1" in log
@@ -101,11 +103,13 @@ def test_the_budget_is_split_over_the_scales(total, n, want):
     assert schedule.split(total, n) == want and sum(want) == total
 
 
+@pytest.mark.slow
 def test_minus_n_3_runs_3_iterations_over_two_scales():
     res, log = _run(False, iterations=3, scales=2)
     assert res.iterations == 3 and len(res.history) == 3
 
 
+@pytest.mark.slow
 def test_scale_iterations_override_the_split():
     res, log = _run(True, scale_iterations=[2, 1])
     assert "20 px x 2, 40 px x 1" in log and res.iterations == 3

@@ -63,11 +63,13 @@ def features(w, img, layers=LAYERS):
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))
+@pytest.mark.slow
 def test_format_detected_by_content(files, name):
     assert detect(files[name]) == BUILDERS[name][1]
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))
+@pytest.mark.slow
 def test_converted_weights_identical(base, converted, name):
     w = converted[name]
     assert w.arch == "vgg19" and w.trained and len(w.source_sha256) == 64
@@ -81,6 +83,7 @@ def test_converted_weights_identical(base, converted, name):
         np.testing.assert_array_equal(got_b, b, err_msg=f"{name} {layer} bias")
 
 
+@pytest.mark.slow
 def test_every_file_gives_the_same_features(converted, image):
     ref = features(converted["caffe-v1"], image)
     for name in SAME_NETWORK:
@@ -90,6 +93,7 @@ def test_every_file_gives_the_same_features(converted, image):
                                        err_msg=f"{name} {layer}")
 
 
+@pytest.mark.slow
 def test_caffe_and_matconvnet_differ_in_channel_order_only(converted, image):
     c, m = converted["caffe-v1"], converted["matconvnet"]
     assert (c.channel_order, m.channel_order) == ("BGR", "RGB")
@@ -99,6 +103,7 @@ def test_caffe_and_matconvnet_differ_in_channel_order_only(converted, image):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_torchvision_features_match_torch(converted, image):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
@@ -137,6 +142,7 @@ def test_torch_written_files_read_without_torch(tmp_path):
                                   np.arange(6, dtype=np.float32).reshape(2, 3))
 
 
+@pytest.mark.slow
 def test_keras_vgg16_and_a_keras_model_file(tmp_path):
     P = wf.base_params("vgg16", seed=2)
     p = str(tmp_path / "k16")
@@ -184,6 +190,7 @@ def test_nin_caffemodel_converts_and_runs(tmp_path):
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))
+@pytest.mark.slow
 def test_truncated_files_are_refused(files, tmp_path, name):
     src = files[name]
     p = str(tmp_path / "cut.bin")
@@ -205,6 +212,7 @@ def test_unknown_or_empty_files(tmp_path, payload):
         convert_file(p)
 
 
+@pytest.mark.slow
 def test_missing_layer_wrong_shape_nan(base, tmp_path):
     p = str(tmp_path / "missing")
     wf.write_keras(p, base, "vgg19", "keras2", drop=("block3_conv4",))
@@ -264,6 +272,7 @@ def test_tensor_outside_its_storage_is_refused(tmp_path):
 # ------------------------------------------------------------------ commands
 
 
+@pytest.mark.slow
 def test_cli_convert_info_list(files, tmp_path, capsys):
     out = str(tmp_path / "w.h5")
     assert main(["weights", "convert", files["matconvnet"], "-o", out]) == 0
@@ -288,6 +297,7 @@ def test_cli_convert_info_list(files, tmp_path, capsys):
     assert list(p.name for p in tmp_path.iterdir() if p.name.startswith("bad")) == []
 
 
+@pytest.mark.slow
 def test_convention_override(files):
     w = convert_file(files["torchvision-zip"], convention="caffe")
     assert w.convention() == wmod.CAFFE

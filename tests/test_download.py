@@ -81,6 +81,7 @@ def cache_files():
     return sorted(out)
 
 
+@pytest.mark.slow
 def test_download_verifies_and_converts(server):
     w = dl.download(source=source(server), progress=False, log=lambda m: None)
     assert w.arch == "vgg16" and w.channel_order == "BGR" and w.source == server.url + "/vgg16.h5"
@@ -92,6 +93,7 @@ def test_download_verifies_and_converts(server):
     assert len(server.requests) == n
 
 
+@pytest.mark.slow
 def test_interrupted_download_resumes(server):
     src = source(server, "/cut/vgg16.h5")
     with pytest.raises(wmod.WeightsError, match="interrupted.*run the command again to resume"):

@@ -87,6 +87,7 @@ CASES = [("vgg19", 512, 512), ("vgg19", 224, 224), ("vgg19", 67, 45), ("vgg16", 
 
 
 @pytest.mark.parametrize("name,h,w", CASES)
+@pytest.mark.slow
 def test_every_row_matches_torch(name, h, w):
     """Shape, parameters, multiply-adds and forward bytes of every row, as PyTorch counts them (shapes from
     running a zeros input: on the meta device, which computes shapes only, for the large sizes)."""
@@ -126,6 +127,7 @@ RF_LAYERS = {"vgg19": (["conv1_1", "pool1", "relu3_1", "conv4_2", "pool5"], 600)
 
 
 @pytest.mark.parametrize("name", sorted(RF_LAYERS))
+@pytest.mark.slow
 def test_receptive_field_stride_and_halo_match_gradients(name):
     """A one-channel copy of the network with positive weights and average pooling: the input gradient of one
     unit is nonzero exactly on the pixels it reads, so its extent is R, its start J u + s, and the next unit's
@@ -161,6 +163,7 @@ def test_receptive_field_stride_and_halo_match_gradients(name):
 
 @pytest.mark.parametrize("name,h,w,pooling", [("vgg16", 40, 36, "max"), ("nin", 67, 71, "max"),
                                                ("nin", 67, 71, "avg")])
+@pytest.mark.slow
 def test_backward_column_is_what_the_network_keeps(name, h, w, pooling):
     """The backward column's total equals the bytes of the masks and tap indices the NumPy network's forward
     actually caches (the kernels' caches, fused conv + ReLU or not), weights excluded."""
@@ -211,9 +214,9 @@ def main():
 def test_cli_prints_the_table(main, capsys):
     assert main(["explain", "--arch", "vgg16", "--size", "224"]) == 0
     out = capsys.readouterr().out
-    line = next(l for l in out.splitlines() if l.startswith("conv5_3 "))
+    line = next(row for row in out.splitlines() if row.startswith("conv5_3 "))
     assert "512x14x14" in line and "2,359,808" in line and "462,422,016" in line     # 512*512*9*14*14
-    total = next(l for l in out.splitlines() if l.startswith("total"))
+    total = next(row for row in out.splitlines() if row.startswith("total"))
     assert "14,714,688" in total and "15,346,630,656" in total
     assert "pool5" in out and "512x7x7" in out
 

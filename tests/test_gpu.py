@@ -72,6 +72,7 @@ def _tiny_objective(xp, kernels=None):
                      1.0, 10.0, 1.0), content
 
 
+@pytest.mark.slow
 def test_device_lbfgs_lowers_the_style_loss_like_scipy_on_numpy():
     from vggnumpy.optim import lbfgs as scipy_lbfgs
     obj, content = _tiny_objective(np)

@@ -236,6 +236,7 @@ def test_network_features_and_input_gradient_match_numpy(installed, vgg19, rng):
     assert isinstance(dx, cp.ndarray) and rel(dx.get(), ref_net.backward(r, c_ref)) < 1e-5
 
 
+@pytest.mark.slow
 def test_objective_loss_and_gradient_match_numpy(installed, vgg19, rng):
     """Gatys' objective (content relu4_2, style relu1_1..relu5_1, TV; avg pooling) at 40x32 px."""
     cp = installed
@@ -254,6 +255,7 @@ def test_objective_loss_and_gradient_match_numpy(installed, vgg19, rng):
     assert rel(gg.get(), g) < 1e-4
 
 
+@pytest.mark.slow
 def test_tiled_objective_on_the_gpu_path_matches_the_cpu(installed, vgg19, rng):
     """Exact tiling (tiling.py) on device arrays: 6 tiles of 32 px with the 80 px halo at 72x56 px, against the
     NumPy objective evaluated whole and in the same tiles (float32: to rounding)."""
@@ -299,6 +301,7 @@ def test_the_memory_plan_on_the_gpu_reads_the_device_and_keeps_scipy_history_on_
 # ---------------------------------------------------------------- stylize end to end: device gpu against cpu
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "lbfgs-device", "adam"])
+@pytest.mark.slow
 def test_stylize_on_the_gpu_path_matches_the_cpu(installed, vgg19, optimizer, rng):
     import vggnumpy
     content = rng.uniform(0, 1, (24, 32, 3)).astype(np.float32)      # 32 px on its long side: not resized
@@ -320,6 +323,7 @@ def test_stylize_on_the_gpu_path_matches_the_cpu(installed, vgg19, optimizer, rn
     assert (fakecupy.launches["vggnumpy_dot64"] > 0) == (optimizer == "lbfgs-device")
 
 
+@pytest.mark.slow
 def test_masks_and_colour_control_on_the_gpu_path_match_the_cpu(installed, vgg19, rng, tmp_path):
     """Guided Gram terms (their guides moved to the device) and histogram matching on the GPU path: the same
     image as on the CPU (mean difference below 1e-4)."""

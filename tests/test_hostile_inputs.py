@@ -13,6 +13,8 @@ from PIL import Image
 
 from vggnumpy.files import paths
 
+pytestmark = pytest.mark.slow
+
 FAST = ["-s", "40", "--scales", "1", "-n", "2", "--no-progress"]
 PIPE_TIMEOUT = 30           # a command that opens a FIFO blocks for ever: the test fails at this limit instead
 

@@ -11,6 +11,8 @@ from PIL import Image
 
 from vggnumpy import optim
 
+pytestmark = pytest.mark.slow
+
 FAST = ["-s", "40", "--scales", "1", "-n", "2", "--no-progress"]
 
 

@@ -20,6 +20,8 @@ import weightfiles as wf
 from vggnumpy.weights import file as wmod
 from vggnumpy.weights.convert import convert_file
 
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MOTIF = b"PWD!"                        # 4 bytes: any reordering of float32 values copied from SECRET still shows it
 SECRET = MOTIF * (64 * 3 * 3 * 3)      # exactly conv1_1's kernel: 6912 bytes of text

@@ -85,7 +85,8 @@ def upward_imports(g):
 
 def test_imports_only_go_down_the_layers():
     bad = upward_imports(graph())
-    assert not bad, "imports against the order " + " < ".join("/".join(l) for l in LAYERS) + ":\n" + "\n".join(bad)
+    order = " < ".join("/".join(group) for group in LAYERS)
+    assert not bad, f"imports against the order {order}:\n" + "\n".join(bad)
 
 
 def test_an_upward_import_is_caught():

@@ -25,6 +25,7 @@ def _run(**kw):
                            log=lambda m: None, **kw)
 
 
+@pytest.mark.slow
 def test_the_trace_has_every_iteration_term_and_style_layer(tmp_path):
     path = str(tmp_path / "t.json")
     res = _run(scale_iterations=[3, 2], trace=path, style_layers=["relu1_1", "relu2_1"])
@@ -39,6 +40,7 @@ def test_the_trace_has_every_iteration_term_and_style_layer(tmp_path):
     assert rows == res.trace
 
 
+@pytest.mark.slow
 def test_the_plot_is_a_png_with_one_curve_per_term(tmp_path):
     pytest.importorskip("matplotlib")
     path = str(tmp_path / "p.png")
@@ -61,17 +63,19 @@ def test_without_matplotlib_plot_says_how_to_install_it_before_any_work(monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_stop_ends_the_run_at_the_next_step_with_the_best_image(tmp_path):
     out = str(tmp_path / "o.png")
     seen = []
     res = _run(output=out, iterations=50, on_step=lambda i, loss, img: seen.append((i, loss)),
                stop=lambda: "SIGINT" if len(seen) >= 3 else "")
     assert res.interrupted == "SIGINT" and res.iterations == 3 and len(seen) == 3
-    assert res.loss == pytest.approx(min(l for _, l in seen))
+    assert res.loss == pytest.approx(min(loss for _, loss in seen))
     with Image.open(out) as im:
         assert im.info["vggnumpy:interrupted"] == "at iteration 3 of 50 (SIGINT)"
 
 
+@pytest.mark.slow
 def test_print_every_prints_the_terms_of_the_accepted_iterate(tmp_path):
     content, style = _images()
     logs = []
@@ -79,8 +83,8 @@ def test_print_every_prints_the_terms_of_the_accepted_iterate(tmp_path):
         warnings.simplefilter("ignore", api.UntrainedWeightsWarning)
         api.stylize(content, [style], size=40, weights=random_weights("vgg19", 0), progress=False,
                     log=logs.append, iterations=4, print_every=2)
-    lines = [l for l in logs if l.startswith("iteration ")]
-    assert [l.split(":")[0] for l in lines] == ["iteration 2", "iteration 4"]
+    lines = [line for line in logs if line.startswith("iteration ")]
+    assert [line.split(":")[0] for line in lines] == ["iteration 2", "iteration 4"]
     total = float(lines[-1].split("loss ")[1].split(" ")[0])
     terms = [float(t.rsplit(" ", 1)[1]) for t in lines[-1].split("(")[1].rstrip(")").split(", ")]
     assert sum(terms) == pytest.approx(total, rel=1e-3)

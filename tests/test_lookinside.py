@@ -38,6 +38,7 @@ def _rows(n, total):
     return rows
 
 
+@pytest.mark.slow
 def test_write_features_writes_exactly_the_expected_non_blank_pngs(net, tmp_path):
     from PIL import Image
     said = []
@@ -97,6 +98,7 @@ def test_feature_mosaic_scales_each_map_to_its_own_range():
     assert np.isnan(grid[2]).all() and np.isnan(grid[3:5, 3:5]).all()
 
 
+@pytest.mark.slow
 def test_beside_curve_keeps_the_resized_image_on_the_left_and_the_curve_on_the_right():
     img = _image(2, 48, 64)
     out = lookinside.beside_curve(img, _rows(7, 20), 20, height=96)

@@ -48,13 +48,14 @@ def _net():
     return Network(random_weights("vgg19", 0), "avg")
 
 
+@pytest.mark.slow
 def test_an_all_ones_region_gives_the_plain_objective(rng):
     """One style with an all-ones region (and an all-ones style mask) gives the plain Gram objective: loss and
     gradient to 1e-6 relative (float32: only the order of sums may differ)."""
     net = _net()
     c, s, x = rng.random((3, 40, 48)).astype(np.float32), rng.random((3, 36, 44)).astype(np.float32), \
         rng.random((3, 40, 48)).astype(np.float32)
-    args = (net, c, [s], [1.0], {"relu4_2": 1.0}, {l: 0.2 for l in STYLE}, 1.0, 5.0, 0.5)
+    args = (net, c, [s], [1.0], {"relu4_2": 1.0}, {layer: 0.2 for layer in STYLE}, 1.0, 5.0, 0.5)
     plain = Objective(*args)
     ones = Objective(*args, None, [np.ones((40, 48), np.float32)], [np.ones((36, 44), np.float32)])
     (l0, g0, _), (l1, g1, p1) = plain.evaluate(x), ones.evaluate(x)
@@ -72,11 +73,12 @@ def _masked_objective(rng, dtype=np.float64, size=(150, 170), rule="all"):
     left[:, : w // 2 + 7] = 1
     smask = np.zeros((h - 20, w + 10), np.float32)
     smask[:, 12:] = 1
-    obj = Objective(net, content, styles, [1.0, 3.0], {"relu4_2": 1.0}, {l: 0.2 for l in STYLE}, 1.0, 5.0, 0.5,
+    obj = Objective(net, content, styles, [1.0, 3.0], {"relu4_2": 1.0}, {layer: 0.2 for layer in STYLE}, 1.0, 5.0, 0.5,
                     None, [left, 1 - left], [smask, None], rule)
     return obj, rng.random((3, h, w)).astype(dtype)
 
 
+@pytest.mark.slow
 def test_tiled_guided_grams_equal_untiled_in_float64(rng):
     """Each tile reads its slice of each guide (and of a style-image mask's target): value and gradient to 1e-10
     relative, every term."""
@@ -84,6 +86,7 @@ def test_tiled_guided_grams_equal_untiled_in_float64(rng):
     assert_tiled_equals_untiled(obj, x, tiling.plan(80, 100, 32, "vgg19", ["relu4_2"] + STYLE))
 
 
+@pytest.mark.slow
 def test_guided_objective_gradient_matches_finite_differences(rng):
     """The whole masked objective in float64 at 8 pixels: relative error below 1e-5 (h = 1e-5)."""
     obj, x = _masked_objective(rng, size=(40, 44))
@@ -93,6 +96,7 @@ def test_guided_objective_gradient_matches_finite_differences(rng):
     assert rel_error(num, grad.reshape(-1)[idx]) < 1e-5
 
 
+@pytest.mark.slow
 def test_a_style_mask_takes_the_style_from_its_region_only(rng):
     """The target of a style with a style-image mask is the Gram of that region alone: a style image whose left
     half is image A and right half a darker image B has, masked to its left half, nearly A's Gram (relative
@@ -161,6 +165,7 @@ def _weights(tmp_path):
     ("style_count", "--style-image-mask is given 1 time(s) for 2 style image(s)"),
     ("too_small", "dot.png: --mask: the region has no unit of relu2_1 at 64 px under --mask-rule inside"),
 ])
+@pytest.mark.slow
 def test_bad_masks_are_refused_with_the_file_named(case, expect, tmp_path, capsys):
     content = shared_image("content", "tubingen.jpg")
     s1, s2 = shared_image("style", "starry_night.jpg"), shared_image("style", "the_scream.jpg")

@@ -47,6 +47,7 @@ def test_unknown_layer_is_a_clear_error(net):
         net.forward(np.zeros((1, 3, 16, 16), np.float32), ["relu9_9"])
 
 
+@pytest.mark.slow
 def test_backward_is_linear_in_layer_gradients(net, rng):
     """Gradients at several layers at once equal the sum of running each alone."""
     x = rng.standard_normal((1, 3, 32, 32))

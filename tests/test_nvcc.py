@@ -31,6 +31,7 @@ def test_sources_present():
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not found")
+@pytest.mark.slow
 def test_every_cuda_source_compiles_with_nvcc(tmp_path):
     res = _nvcc(SOURCES, tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -39,6 +40,7 @@ def test_every_cuda_source_compiles_with_nvcc(tmp_path):
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not found")
+@pytest.mark.slow
 def test_nvcc_rejects_a_broken_source(tmp_path):
     """The check above can fail: a copy with one syntax error does not compile."""
     src = open(os.path.join(GPU_DIR, "relu.cu")).read()
@@ -157,6 +159,7 @@ def test_host_emulated_relu_matches_loop_reference(host_kernels, inplace, rng):
 
 
 @pytest.mark.parametrize("pooling", ["max", "avg"])
+@pytest.mark.slow
 def test_host_emulated_network_matches_numpy_path(host_cp, pooling, rng):
     """The whole VGG-19 to relu5_1 and its input gradient through the GPU layer code, against the NumPy path."""
     from vggnumpy.nn.network import Network

@@ -24,10 +24,10 @@ def test_loss_terms_finite_differences(term, rng):
     if term == "content":
         fwd = lambda z: losses.content_forward(z, target)
         bwd = losses.content_backward
-    elif term == "style":
+    elif term == "style":                  # from the Gram statistics, to the features through their backward
         a = losses.gram_forward(target)[0]
-        fwd = lambda z: losses.style_forward(z, a)
-        bwd = losses.style_backward
+        fwd = lambda z: losses.style_forward(*losses.gram_stats(z), a)
+        bwd = lambda d, cache: losses.gram_stats_backward(losses.style_backward(d, cache), f.shape[2] * f.shape[3], f)
     else:
         fwd, bwd = losses.tv_forward, losses.tv_backward
     loss, cache = fwd(f)
@@ -41,7 +41,8 @@ def test_normalisation_makes_terms_scale_free(rng):
     f, p = rng.standard_normal((1, 3, 4, 4)), rng.standard_normal((1, 3, 4, 4))
     assert losses.content_forward(10 * f, 10 * p)[0] == pytest.approx(losses.content_forward(f, p)[0])
     a = losses.gram_forward(p)[0]
-    assert losses.style_forward(10 * f, 100 * a)[0] == pytest.approx(losses.style_forward(f, a)[0])
+    style = lambda z, t: losses.style_forward(*losses.gram_stats(z), t)[0]
+    assert style(10 * f, 100 * a) == pytest.approx(style(f, a))
 
 
 @pytest.mark.parametrize("convention", ["torch", "caffe"])
@@ -60,6 +61,7 @@ def test_preprocess_pair(convention, rng):
 
 
 @pytest.mark.parametrize("pooling", ["avg", "max"])
+@pytest.mark.slow
 def test_whole_objective_finite_differences(pooling, rng):
     """content + two blended styles + TV through VGG-19 to relu5_1, float64, relative error < 1e-6."""
     net = Network(random_weights("vgg19", seed=5), pooling)

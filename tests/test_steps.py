@@ -30,6 +30,7 @@ def _setup(**kw):
     return setup, levels, state
 
 
+@pytest.mark.slow
 def test_the_stream_yields_each_scale_its_steps_and_one_end_in_order():
     setup, levels, state = _setup(scale_iterations=[3, 2])
     events = list(steps.stream(setup, state, levels))
@@ -41,6 +42,7 @@ def test_the_stream_yields_each_scale_its_steps_and_one_end_in_order():
     assert end.image.shape == (36, 40, 3) and end.interrupted == ""
 
 
+@pytest.mark.slow
 def test_the_best_iterate_and_the_trace_are_the_streams_own_state():
     setup, levels, state = _setup(scale_iterations=[2, 4])
     events = list(steps.stream(setup, state, levels))
@@ -60,6 +62,7 @@ def test_best_keeps_the_lowest_loss_or_the_last(keep_best, kept):
     assert best.loss == kept and best.x[0] == kept and best.parts == {"x": kept}
 
 
+@pytest.mark.slow
 def test_stop_ends_the_stream_with_the_reason_and_the_best_image_so_far():
     setup, levels, state = _setup(scale_iterations=[5])
     asked = []
@@ -69,6 +72,7 @@ def test_stop_ends_the_stream_with_the_reason_and_the_best_image_so_far():
     assert events[-1].loss == pytest.approx(min(row["loss"] for row in state.trace))
 
 
+@pytest.mark.slow
 def test_a_video_frame_passes_its_terms_and_start_as_arguments():
     """extra_terms is asked for each scale's terms at that scale's size; start is where the first scale starts."""
     setup, levels, state = _setup(scale_iterations=[2, 1])
@@ -93,6 +97,7 @@ def test_a_video_frame_passes_its_terms_and_start_as_arguments():
     np.testing.assert_allclose(first[0].transpose(1, 2, 0), 0.25)      # from start, resized to the first scale
 
 
+@pytest.mark.slow
 def test_listeners_hear_every_event_and_abort_when_the_run_raises(monkeypatch):
     heard = []
 

@@ -55,7 +55,7 @@ def test_terms_give_the_pairs_values(rng):
     assert c.loss(c.stats(f))[0] == pytest.approx(3.0 * losses.content_forward(f, p)[0], rel=1e-12)
     a = losses.gram_forward(p)[0]
     g = terms.GramTerm("relu1_1", 7.0, a)
-    assert g.loss(g.stats(f))[0] == pytest.approx(7.0 * losses.style_forward(f, a)[0], rel=1e-12)
+    assert g.loss(g.stats(f))[0] == pytest.approx(7.0 * losses.style_forward(*losses.gram_stats(f), a)[0], rel=1e-12)
 
 
 def test_temporal_term_gradient_matches_finite_differences(rng):

@@ -39,13 +39,14 @@ def _objective(arch, dtype, size, rng, weights=(1.0, 5.0, 0.5), styles=2):
     h, w = size
     content = rng.random((3, h, w)).astype(dtype)
     style_imgs = [rng.random((3, h - 20, w + 10)).astype(dtype) ** (k + 1) for k in range(styles)]
-    obj = Objective(net, content, style_imgs, [1.0, 3.0][:styles], {l: 1.0 for l in layers["content"]},
-                    {l: 1.0 / len(layers["style"]) for l in layers["style"]}, *weights)
+    obj = Objective(net, content, style_imgs, [1.0, 3.0][:styles], {layer: 1.0 for layer in layers["content"]},
+                    {layer: 1.0 / len(layers["style"]) for layer in layers["style"]}, *weights)
     return obj, rng.random((3, h, w)).astype(dtype), layers["content"] + layers["style"]
 
 
 @pytest.mark.parametrize("arch, size, tile", [("vgg19", (150, 170), 48), ("vgg16", (120, 100), 32),
                                               ("nin", (230, 200), 64)])
+@pytest.mark.slow
 def test_tiled_equals_untiled_in_float64(arch, size, tile, rng):
     """Value and gradient to 1e-10 relative, with two blended styles, content, TV and a video's temporal term."""
     obj, x, layers = _objective(arch, np.float64, size, rng)
@@ -53,6 +54,7 @@ def test_tiled_equals_untiled_in_float64(arch, size, tile, rng):
     assert_tiled_equals_untiled(obj, x, tiling.plan(*size, tile, arch, layers))
 
 
+@pytest.mark.slow
 def test_tiled_equals_untiled_in_float32_and_through_the_objective(rng):
     """float32: loss to 1e-5 relative, gradient to 1e-4 of its largest value (summation order only)."""
     obj, x, layers = _objective("vgg19", np.float32, (100, 120), rng)
@@ -64,6 +66,7 @@ def test_tiled_equals_untiled_in_float32_and_through_the_objective(rng):
     assert obj.evaluate(x, with_grad=False)[0] == pytest.approx(tl, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_content_only_needs_no_first_pass(rng):
     obj, x, layers = _objective("vgg19", np.float64, (90, 80), rng, weights=(1.0, 0.0, 0.0), styles=1)
     loss, grad, _ = obj.evaluate(x)
@@ -71,6 +74,62 @@ def test_content_only_needs_no_first_pass(rng):
     assert abs(tl - loss) <= 1e-10 * loss and np.abs(tg - grad).max() <= 1e-10 * np.abs(grad).max()
 
 
+@dataclasses.dataclass(eq=False)
+class MeanTerm(terms.Term):
+    """A term written here, not in the package: weight * sum over channels of (mean over positions of f - t)^2.
+    Its statistics (the channel sums and the count) add over tiles."""
+    layer: str
+    weight: float
+    target: object                              # (1, C)
+    name: str = "mean"
+    additive = True
+
+    def stats(self, f):
+        return f.sum(axis=(2, 3)), f.shape[2] * f.shape[3]
+
+    def loss(self, stats):
+        s, n = stats
+        diff = s / n - self.target
+        return self.weight * float(np.sum(diff * diff)), (2 * self.weight * diff, n)
+
+    def feature_grad(self, dstats, f):
+        dmean, n = dstats
+        return np.broadcast_to((dmean / n)[:, :, None, None], f.shape).copy()
+
+    def crop(self, index):
+        return self
+
+
+@dataclasses.dataclass(eq=False)
+class EnergyTerm(terms.Term):
+    """Another: weight * sum over positions of m_p |f_p|^2, m (h, w) a weight per unit; its loss adds over tiles."""
+    layer: str
+    weight: float
+    m: object
+    name: str = "energy"
+
+    def loss(self, f):
+        return self.weight * float(np.sum(self.m * f * f)), 2 * self.weight * self.m * f
+
+    def feature_grad(self, dstats, f):
+        return dstats
+
+    def crop(self, index):
+        return EnergyTerm(self.layer, self.weight, self.m[index[2:]], self.name)
+
+
+@pytest.mark.slow
+def test_a_new_term_is_one_class(rng):
+    """Two terms written above through terms.Term's protocol, one additive and one not, tile exactly with no
+    change to tiling.py or objective.py: value, gradient and parts to 1e-10 (float64) of the untiled ones."""
+    obj, x, _ = _objective("vgg19", np.float64, (100, 90), rng, weights=(1.0, 0.0, 0.0), styles=1)
+    shapes = archmod.feature_shapes("vgg19", 100, 90)
+    obj.terms = [MeanTerm("relu3_1", 3.0, rng.standard_normal((1, shapes["relu3_1"][0]))),
+                 EnergyTerm("relu2_1", 0.5, rng.random(shapes["relu2_1"][1:])), terms.TVTerm(0.5)]
+    assert_tiled_equals_untiled(obj, x, tiling.plan(100, 90, 32, "vgg19", ["relu2_1", "relu3_1"]))
+
+
+@pytest.mark.slow
 def test_a_halo_short_of_the_receptive_field_is_not_exact(rng):
     """With a 48 px halo (VGG-19 needs 80) the result moves: the test above can fail."""
     obj, x, layers = _objective("vgg19", np.float64, (150, 170), rng)
@@ -82,13 +141,14 @@ def test_a_halo_short_of_the_receptive_field_is_not_exact(rng):
     assert abs(tl - loss) > 1e-8 * abs(loss) or np.abs(tg - grad).max() > 1e-8 * np.abs(grad).max()
 
 
+@pytest.mark.slow
 def test_targets_made_tile_by_tile_equal_the_whole_images(rng):
     """Objective(..., tile=48): content features and style Grams tiled, evaluation tiled: all to 1e-10 (float64)."""
     arch, layers = "vgg19", archmod.DEFAULT_LAYERS["vgg19"]
     net = Network(random_weights(arch, 0), "avg")
     content, x = rng.random((3, 120, 140)), rng.random((3, 120, 140))
     styles = [rng.random((3, 130, 100)), rng.random((3, 90, 110)) ** 2]
-    args = (net, content, styles, [1.0, 2.0], {"relu4_2": 1.0}, {l: 0.2 for l in layers["style"]}, 1.0, 5.0, 0.5)
+    args = (net, content, styles, [1.0, 2.0], {"relu4_2": 1.0}, {name: 0.2 for name in layers["style"]}, 1.0, 5.0, 0.5)
     whole, tiled = Objective(*args), Objective(*args, tile=48)
     assert whole.tiles is None and len(tiled.tiles) == 9
     for a, b in zip(whole.terms, tiled.terms):

@@ -8,6 +8,8 @@ from vggnumpy.weights.file import random_weights
 torch = pytest.importorskip("torch")
 from torchvgg import trunk  # noqa: E402  (benchmarks/torchvgg.py, the builder the benchmarks use)
 
+pytestmark = pytest.mark.slow
+
 
 def torch_vgg(weights, pooling, upto):
     """The same layer table built from torch.nn modules, sharing our weights."""

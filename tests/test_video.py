@@ -16,6 +16,8 @@ from vggnumpy.files import images
 from vggnumpy.video import clip as video, frames as videoio
 from vggnumpy.weights.file import random_weights
 
+pytestmark = pytest.mark.slow
+
 # Small and quick: the untrained VGG-19 (seed 0) at 48 px, few iterations.
 FAST = dict(size=48, iterations=4, scales=1, frame_iterations=2, progress=False)
 

@@ -98,6 +98,7 @@ def _png_header_only(path, w, h):
 
 # 1. Resume is keyed on the inputs' bytes, not only their names.
 
+@pytest.mark.slow
 def test_a_changed_painting_remakes_the_video(work, weights_file):
     args = ["in", "style.png", "-o", "out.mp4", "--frames", "2"]
     p = _cli(work, weights_file, *args)
@@ -151,6 +152,7 @@ def test_16_bit_grey_frames_keep_their_grey(tmp_path):
 
 # 3. The pixel limit, from the header, before decoding.
 
+@pytest.mark.slow
 def test_a_frame_declaring_too_many_pixels_is_refused_before_any_work(work, weights_file):
     _png_header_only(str(work / "in" / "frame_00002.png"), 13000, 12000)
     before = _tree(work)
@@ -184,6 +186,7 @@ def test_the_pixel_limit_applies_to_video_streams_and_folder_frames(tmp_path, mo
 
 # 4. Links out of the frames folder.
 
+@pytest.mark.slow
 def test_a_link_out_of_the_frames_folder_is_refused(work, weights_file):
     os.rename(work / "in" / "frame_00003.png", work / "elsewhere.png")
     os.symlink(os.path.join("..", "elsewhere.png"), work / "in" / "frame_00003.png")
@@ -206,6 +209,7 @@ def test_a_link_inside_the_frames_folder_is_read(work):
 # 5. --temporal-frames that reach back beyond the first frames.
 
 @pytest.mark.parametrize("frames", ["2,4", "64"])
+@pytest.mark.slow
 def test_temporal_frames_beyond_the_start(work, weights_file, frames):
     p = _cli(work, weights_file, "in", "style.png", "-o", "out", "--temporal-frames", frames)
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
@@ -216,6 +220,7 @@ def test_temporal_frames_beyond_the_start(work, weights_file, frames):
 # 6. Output names.
 
 @pytest.mark.parametrize("out", ["out.webm", "out.txt"])
+@pytest.mark.slow
 def test_an_output_we_cannot_write_is_refused(work, weights_file, out):
     before = _tree(work)
     p = _cli(work, weights_file, "in", "style.png", "-o", out)
@@ -250,6 +255,7 @@ CASES = {                     # case: (output, words the message holds); half of
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.slow
 def test_bad_inputs_are_refused_before_the_first_frame(work, weights_file, case):
     (out, words), inp, extra = CASES[case], "in", []
     if case == "broken_link":
@@ -294,6 +300,7 @@ def test_bad_inputs_are_refused_before_the_first_frame(work, weights_file, case)
 
 # 8. Our own stale temporary files (a run killed during a frame write) are removed by the next run.
 
+@pytest.mark.slow
 def test_stale_temporary_frames_are_removed(work, weights_file):
     (work / "out_frames").mkdir()
     (work / "out_frames" / ".vggnumpy-k1ll3d_x.png").write_bytes(b"")     # what SIGKILL in atomic_write leaves

@@ -1,34 +1,27 @@
 """The `vggnumpy batch` subcommand: a job file or a grid of photos x paintings x option values, into one folder."""
-import argparse
 import os
-import sys
 
 from .. import config
+from ..files.log import stderr
+from .options import comma_list
 
 GRID_KINDS = ("int", "float")          # options a grid may give as a list of values (--style-weight 2,5,10)
 
 
-def _values(parse, what):
-    def convert(text):
-        try:
-            out = [parse(v.strip()) for v in text.split(",") if v.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, or several separated by commas, got {text!r}") from None
-        if not out:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return out
-    return convert
-
-
-def _choices(f):
-    def convert(text):
-        out = [v.strip() for v in text.split(",") if v.strip()]
-        bad = [v for v in out if v not in f.metadata["choices"]]
-        if bad or not out:
-            raise argparse.ArgumentTypeError(f"choose from {', '.join(f.metadata['choices'])} (several separated "
-                                             f"by commas), got {text!r}")
-        return out
-    return convert
+def _grid_type(f):
+    """The type= of a grid option (a list of values, e.g. --style-weight 2,5,10), or None for another option."""
+    if not _is_grid_field(f):
+        return None
+    choices = f.metadata["choices"]
+    if choices:
+        def choice(v):
+            if v not in choices:
+                raise ValueError(v)
+            return v
+        msg = f"choose from {', '.join(choices)} (several separated by commas)"
+        return comma_list(choice, msg, empty=msg)
+    return comma_list(int if f.metadata["kind"] == "int" else float, "expected a number, or several separated by "
+                      "commas", empty="expected a number")
 
 
 def add_parser(sub):
@@ -61,15 +54,7 @@ def add_parser(sub):
     g.add_argument("--no-sheet", dest="sheet", action="store_false", help="do not draw DIR/sheet.png")
     g.add_argument("--max-jobs", type=int, metavar="N", help="run at most N jobs; a grid or job file that makes more "
                    "is refused before anything runs (default 1000)")
-    add_style_options(p)
-    for action in p._actions:                        # the grid's options take a list of values
-        f = _field(action.dest)
-        if f is not None and (f.metadata["kind"] in GRID_KINDS or (f.metadata["choices"] and not f.metadata["kind"])):
-            action.type = _choices(f) if f.metadata["choices"] else _values(
-                int if f.metadata["kind"] == "int" else float, "a number")
-            action.choices = None
-            action.help += " (in a batch: several values separated by commas make a grid)"
-
+    add_style_options(p, grid=_grid_type)           # the grid's options take a list of values
     p.set_defaults(func=cmd_batch)
     return p
 
@@ -116,7 +101,11 @@ def _max_jobs(args):
 
 
 def _is_grid(name):
-    f = _field(name)
+    return _is_grid_field(_field(name))
+
+
+def _is_grid_field(f):
+    """True for an option a grid may vary: a number, or a choice among names."""
     return f is not None and (f.metadata["kind"] in GRID_KINDS
                               or bool(f.metadata["choices"] and not f.metadata["kind"]))
 
@@ -130,7 +119,7 @@ def cmd_batch(args):
     cluster.check_workers(args.workers)                  # before anything is read or started
     dashboard = args.dashboard_address and cluster.check_dashboard(args.dashboard_address)
     jobs = jobs_of(args)
-    log = lambda m: print(m, file=sys.stderr)
+    log = stderr
     with Stopper("cancelling the jobs not finished; rerun the same command to go on") as stop:
         entries, summary = run_batch(jobs, args.output, args.scheduler, args.workers, args.sequential, log=log,
                                      stop=stop, progress=getattr(args, "progress", True), sheet=args.sheet,

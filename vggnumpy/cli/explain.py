@@ -1,9 +1,10 @@
 """The `vggnumpy explain` subcommand: the network as a table (explain.py), and optionally each image's features."""
 import os
-import sys
 
+from ..files.log import stderr
 from ..nn import arch as archmod
 from ..learn import explain
+from .options import comma_items
 
 
 def add_parser(sub):
@@ -28,10 +29,6 @@ def add_parser(sub):
                    "(default: the network's style layers)")
     p.set_defaults(func=cmd_explain)
     return p
-
-
-def _log(msg):
-    print(msg, file=sys.stderr)
 
 
 def _load_weights(path):
@@ -75,7 +72,7 @@ def cmd_explain(args):
     arch = _arch(args.arch, weights)
     if args.features and weights is None:
         from ..run.pipeline import resolve_weights
-        weights = resolve_weights(None, arch, _log)
+        weights = resolve_weights(None, arch, stderr)
         arch = weights.arch                 # without pretrained VGG-19, a pretrained VGG16 may come instead
     rows = explain.layer_rows(arch, height, width, args.layers_up_to, args.pooling)
     lines = explain.weights_lines(weights) if weights is not None else []
@@ -90,9 +87,9 @@ def _style_layers(text, arch):
     """--style-layers as a list of the arch's layer names (default: its style layers); ValueError naming it."""
     if text is None:
         return list(archmod.DEFAULT_LAYERS[arch]["style"])
-    layers = [v.strip() for v in text.split(",") if v.strip()]
+    layers = comma_items(text)
     names = archmod.layer_names(arch)
-    unknown = [l for l in layers if l not in names]
+    unknown = [layer for layer in layers if layer not in names]
     if unknown or not layers:
         raise ValueError(f"--style-layers {text!r}: {'unknown ' + ', '.join(unknown) if unknown else 'no layer'} "
                          f"for {arch}; layers are {', '.join(names)}")
@@ -121,4 +118,4 @@ def _features(args, weights, size):
     named = [(label, images.load_image(path, size, min_side, "--features image"))
              for label, path in zip(_labels(args.features), args.features)]      # (H, W, 3) float32 RGB in [0, 1]
     make_folder(args.outdir, "-o folder for --features")
-    return lookinside.write_features(Network(weights, pooling=args.pooling), named, layers, args.outdir, _log)
+    return lookinside.write_features(Network(weights, pooling=args.pooling), named, layers, args.outdir, stderr)

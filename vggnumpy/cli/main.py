@@ -6,6 +6,7 @@ import sys
 import warnings
 
 from .. import __version__, config
+from ..files.log import stderr
 from .options import add_style_options, options_of
 from .signals import EXIT_CODES, Stopper, Terminated, _terminate
 
@@ -35,7 +36,7 @@ def cmd_demo(args):
     content, style = demo.landscape(), demo.swirls()
     images.save_image(names[0], content)
     images.save_image(names[1], style)
-    print(f"vggnumpy demo: drew {names[0]} (a landscape) and {names[1]} (brush strokes)", file=sys.stderr)
+    stderr(f"vggnumpy demo: drew {names[0]} (a landscape) and {names[1]} (brush strokes)")
     return _stylize(args, content, [style], args.output)
 
 
@@ -88,17 +89,16 @@ def main(argv=None):
     try:
         return args.func(args)
     except (ImageError, WeightsError, ValueError, RuntimeError, OSError) as e:
-        print(f"vggnumpy: error: {e}", file=sys.stderr)
+        stderr(f"vggnumpy: error: {e}")
         return 1
     except MemoryError:
-        print("vggnumpy: error: out of memory; lower --size (or --style-scale), or use a machine with more memory",
-              file=sys.stderr)
+        stderr("vggnumpy: error: out of memory; lower --size (or --style-scale), or use a machine with more memory")
         return 1
     except KeyboardInterrupt:
-        print("vggnumpy: aborted (Ctrl-C); the output was not written", file=sys.stderr)
+        stderr("vggnumpy: aborted (Ctrl-C); the output was not written")
         return 130
     except Terminated:
-        print("vggnumpy: aborted (SIGTERM); the output was not written", file=sys.stderr)
+        stderr("vggnumpy: aborted (SIGTERM); the output was not written")
         return 143
     finally:
         signal.signal(signal.SIGTERM, old)

@@ -5,12 +5,23 @@ import argparse
 from .. import config
 
 
-def _list(parse, what):
+def comma_items(text):
+    """The items of a comma-separated list, stripped, blanks dropped."""
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def comma_list(parse, bad, empty=None):
+    """An argparse type= for a comma-separated list: its comma_items, each through parse. When an item
+    raises ValueError the error reads "BAD, got 'TEXT'"; with empty given a list with no item is refused the same
+    way ("EMPTY, got 'TEXT'"), else it is returned as []."""
     def convert(text):
         try:
-            return [parse(v.strip()) for v in text.split(",") if v.strip()]
+            out = [parse(v) for v in comma_items(text)]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"{bad}, got {text!r}") from None
+        if not out and empty is not None:
+            raise argparse.ArgumentTypeError(f"{empty}, got {text!r}")
+        return out
     return convert
 
 
@@ -24,7 +35,10 @@ def _one(parse, what):
 
 
 PARSERS = {"int": _one(int, "a whole number"), "float": _one(float, "a number"), "path": str, "bytes": str,
-           "ints": _list(int, "whole numbers"), "floats": _list(float, "numbers"), "names": _list(str, "names")}
+           "ints": comma_list(int, "expected comma-separated whole numbers"),
+           "floats": comma_list(float, "expected comma-separated numbers"),
+           "names": comma_list(str, "expected comma-separated names")}
+GRID_HELP = " (in a batch: several values separated by commas make a grid)"      # add_style_options(grid=...)
 
 
 def default_text(f):
@@ -40,9 +54,10 @@ def default_text(f):
     return show(f.default)
 
 
-def add_style_options(p, cls=None):
+def add_style_options(p, cls=None, grid=None):
     """One argument per field of config.Options (or cls), in its group; unset options stay unset (the default
-    applies)."""
+    applies). grid(field), when given, may return a type= taking a list of values for that field (vggnumpy batch's
+    grid): the option then takes it, without choices, and its help says so."""
     groups = {}
     for f in config.fields(cls):
         m = f.metadata
@@ -62,6 +77,10 @@ def add_style_options(p, cls=None):
                 kw["choices"] = m["choices"]
             if m["metavar"]:
                 kw["metavar"] = m["metavar"]
+        as_list = grid and grid(f)
+        if as_list:
+            kw.update(type=as_list, help=kw["help"] + GRID_HELP)
+            kw.pop("choices", None)
         g.add_argument(*m["flags"], **kw)
 
 

@@ -1,7 +1,8 @@
 """Signals during a command: the first Ctrl-C or SIGTERM stops a run at its next evaluation (or at once before it has \
 begun), a second aborts; SIGTERM elsewhere ends the command with the temporary files removed."""
 import signal
-import sys
+
+from ..files.log import stderr
 
 EXIT_CODES = {"": 0, "SIGINT": 130, "SIGTERM": 143}       # a run's `interrupted` -> the exit status
 
@@ -23,8 +24,7 @@ class Stopper:
         if self.reason or not self.polled:
             raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
         self.reason = signal.Signals(signum).name
-        print(f"\nvggnumpy: {self.reason}: stopping after this iteration and {self.then} (again to abort at once)",
-              file=sys.stderr)
+        stderr(f"\nvggnumpy: {self.reason}: stopping after this iteration and {self.then} (again to abort at once)")
 
     def __enter__(self):
         for s in (signal.SIGINT, signal.SIGTERM):

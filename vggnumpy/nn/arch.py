@@ -1,4 +1,6 @@
 """Network layer tables as data: VGG-19 and VGG-16 named as in the paper (conv1_1, relu1_1, pool1, ...), and NIN."""
+from .kernels import output_size   # the window-size rule lives with the kernels; named here for the tables
+
 
 # One row per layer: (name, type, params). Convs carry (in_ch, out_ch, kernel, stride, pad);
 # pools carry (kernel, stride, ceil_mode[, pad]). ReLUs carry nothing.
@@ -73,20 +75,6 @@ def conv_layers(arch):
 
 def layer_names(arch):
     return [name for name, _, _ in get_table(arch)]
-
-
-def output_size(size, k, stride, pad, ceil):
-    """Spatial output size of a conv or pool window; ceil mode keeps a last, partial window."""
-    span = size + 2 * pad - k
-    if span < 0:
-        return 0
-    if ceil:
-        out = -(-span // stride) + 1
-        # A window that starts entirely in the right padding is dropped (as Caffe and PyTorch do).
-        if (out - 1) * stride >= size + pad:
-            out -= 1
-        return out
-    return span // stride + 1
 
 
 def feature_shapes(arch, height, width):

@@ -50,11 +50,11 @@ class Network:
 
     def _deepest(self, layers):
         names = archmod.layer_names(self.arch)
-        unknown = [l for l in layers if l not in names]
+        unknown = [name for name in layers if name not in names]
         if unknown:
             raise ValueError(f"unknown layer(s) {', '.join(unknown)} for {self.arch}; "
                              f"layers are {', '.join(names)}")
-        return max(names.index(l) for l in layers)
+        return max(names.index(name) for name in layers)
 
     def forward(self, x, layers):
         """x (N, 3, H, W) -> ({name: (N, C, h, w)}, cache)."""

@@ -3,7 +3,6 @@ listeners. run() builds a steps.Setup, then folds steps.stream's events into the
 import dataclasses
 import inspect
 import os
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ import numpy as np
 from ..nn import arch as archmod
 from .. import config
 from ..files import images
+from ..files.log import stderr
 from . import listeners, schedule, steps
 from ..nn import backend as backends
 from ..nn.network import Network
@@ -90,10 +90,6 @@ def _signature():
 
 
 stylize.__signature__ = _signature()
-
-
-def _stderr(msg):
-    print(msg, file=sys.stderr)
 
 
 def _paths(*items):
@@ -260,7 +256,7 @@ def run(job, weights=None, log=None, on_step=None, stop=None, threads=None, extr
     scale starts from instead of --init: a video frame's temporal terms and its warped start (video/clip.py).
     threads: the NumPy kernels' threads (batch gives each Dask worker its share of the cores).
     """
-    log, t0 = log or _stderr, time.perf_counter()
+    log, t0 = log or stderr, time.perf_counter()
     setup, w, mplan = prepare(job, weights, log, threads)
     setup = dataclasses.replace(setup, extra_terms=extra_terms, start=start)
     o = setup.options

@@ -199,13 +199,12 @@ def objective(setup, level):
     blend = o.style_blend_weights or [1.0] * len(styles)
     regions, style_masks = (setup.control.at(content.shape[:2], [s.shape[:2] for s in styles])
                             if setup.control else (None, None))
+    extra = setup.extra_terms(content.shape[:2], xp) if setup.extra_terms is not None else ()
     try:
         obj = Objective(setup.net, chw(content), [chw(s) for s in styles], blend, setup.content_layers,
                         setup.style_layers, o.content_weight, o.style_weight, o.tv_weight, setup.tile, regions,
-                        style_masks, o.mask_rule)
+                        style_masks, o.mask_rule, extra)
     except EmptyRegion as e:
         raise config.OptionError(setup.control.empty_message(e.region, e.style, e.layer,
                                                              max(content.shape[:2]))) from None
-    if setup.extra_terms is not None:
-        obj.terms += setup.extra_terms(content.shape[:2], xp)
     return obj, content

@@ -62,37 +62,30 @@ def gram_stats_backward(dg, n, f, mask=None):
 
 
 def gram_forward(f):
-    """f (N, C, h, w) -> G (N, C, C) = F F^T / (h w): the mean outer product of channel responses."""
+    """f (N, C, h, w) -> (G (N, C, C), n): G = F F^T / n, n = h w, the mean outer product of channel responses.
+
+    gram_stats divided by its count: a style image's Gram matrix, its target. The gradient through G is
+    gram_stats_backward's."""
     s, n = gram_stats(f)
-    return s / f.dtype.type(n), (f, n)
+    return s / f.dtype.type(n), n
 
 
-def gram_backward(dg, cache):
-    """dG (N, C, C) -> dF (N, C, h, w); dF = (dG + dG^T) F / (h w)."""
-    f, n = cache
-    return gram_stats_backward(dg, n, f)
+def style_forward(s, n, target, scale=None):
+    """Gram statistics (S, n) of gram_stats, G = S / n, against the target A (N or 1, C, C): sum((G - A)^2) / sum(A^2).
 
-
-def style_stats_loss(s, n, target, scale, weight=1.0):
-    """weight * sum((G - A)^2) * scale from the statistics, G = S / n; returns (loss, dL/dG)."""
+    The paper's equation (4), normalised; from the statistics, so that a tiled image's summed statistics give
+    the same loss. Returns (loss, cache) for style_backward."""
     xp = xp_of(s)
-    diff = s / s.dtype.type(n) - target
-    return weight * (float(xp.sum(diff * diff)) * scale), diff * diff.dtype.type(2.0 * scale * weight)
-
-
-def style_forward(f, target, scale=None):
-    """f (N, C, h, w), target Gram (N or 1, C, C): sum((G - A)^2) / sum(A^2). The paper's equation (4), normalised."""
     scale = energy_scale(target) if scale is None else scale
-    s, n = gram_stats(f)
-    xp = xp_of(f)
     diff = s / s.dtype.type(n) - target
-    return float(xp.sum(diff * diff)) * scale, (diff, scale, n, f)
+    return float(xp.sum(diff * diff)) * scale, (diff, scale)
 
 
 def style_backward(dloss, cache):
-    """The paper's equation (6) through the Gram matrix: dF = (dG + dG^T) F / n, dG = 2 (G - A) / sum(A^2)."""
-    diff, scale, n, f = cache
-    return gram_stats_backward(diff * diff.dtype.type(2.0 * scale * dloss), n, f)
+    """dL/dG = 2 (G - A) / sum(A^2), times dloss; gram_stats_backward takes it on to the features: the paper's
+    equation (6), dF = (dG + dG^T) F / n."""
+    diff, scale = cache
+    return diff * diff.dtype.type(2.0 * scale * dloss)
 
 
 def tv_forward(x):

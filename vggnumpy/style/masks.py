@@ -80,7 +80,7 @@ def layer_guides(mask, arch, layers, rule="simple"):
         raise ValueError(f"mask rule must be one of {', '.join(RULES)}, not {rule!r}")
     shapes = archmod.feature_shapes(arch, *mask.shape)
     if rule == "simple":
-        return {l: resize_mask(mask, *shapes[l][1:]) for l in layers}
+        return {layer: resize_mask(mask, *shapes[layer][1:]) for layer in layers}
     reduce = np.min if rule == "inside" else np.max
     out, g, want = {}, mask.astype(np.float32), set(layers)
     for name, kind, p in archmod.get_table(arch):

@@ -107,27 +107,22 @@ class Objective:
     """loss(img) and its gradient for img (3, H, W) RGB in [0, 1]: the sum of its loss terms (terms.py).
 
     Objective(net, content_img, style_imgs, blend, content_layers, style_layers, content_weight, style_weight,
-    tv_weight) builds Gatys et al.'s terms (build_terms); Objective.from_terms(net, terms) takes any list.
-    Call evaluate(img) -> (loss, grad, parts).
+    tv_weight) builds Gatys et al.'s terms (build_terms) into `terms`, followed by extra_terms, any terms.Term
+    (video's temporal terms), so that the tiles are planned for them too. Call evaluate(img) -> (loss, grad, parts).
     """
 
     def __init__(self, net, content_img, style_imgs, blend, content_layers, style_layers,
                  content_weight=1.0, style_weight=1.0, tv_weight=0.0, tile=None, regions=None, style_masks=None,
-                 rule="simple"):
+                 rule="simple", extra_terms=()):
         self.net = net
         self.terms = build_terms(net, content_img, style_imgs, blend, content_layers, style_layers,
-                                 content_weight, style_weight, tv_weight, tile, regions, style_masks, rule)
+                                 content_weight, style_weight, tv_weight, tile, regions, style_masks,
+                                 rule) + list(extra_terms)
         if tile and max(content_img.shape[1:]) > tile:
             from .tiling import plan
             self.tiles = plan(content_img.shape[1], content_img.shape[2], tile, net.arch,
                               [t.layer for t in self.terms if t.layer != terms.PIXELS])
         self.evaluations = 0
-
-    @classmethod
-    def from_terms(cls, net, term_list):
-        obj = cls.__new__(cls)
-        obj.net, obj.terms, obj.evaluations = net, list(term_list), 0
-        return obj
 
     tiles = None                  # a list of tiling.Tile: evaluate tile by tile (tiling.py), exactly
 

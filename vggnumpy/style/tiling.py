@@ -4,14 +4,18 @@ A unit of layer l with cumulative stride J_l reads the input pixels [J_l u + s_l
 (receptive()). Each tile owns a core of pixels; a layer's unit belongs to the tile whose core holds its anchor
 J_l u, so every layer's grid is split between the tiles with nothing left out or counted twice. A tile is run on
 its core plus a halo wide enough that every core unit reads only pixels inside the crop; tile origins sit on
-multiples of the deepest layer's stride, so each crop's grids line up with the whole image's. Then:
+multiples of the deepest layer's stride, so each crop's grids line up with the whole image's. The terms are
+used through their protocol only (terms.py), dispatched on `additive`:
 
-- pass A: for each tile, forward, and add the core units' Gram statistics (a sum over positions) to the total;
-- the Gram terms' losses and their gradient with respect to G come from the summed statistics;
-- pass B: for each tile, forward again, give the core units their gradient (Gram: from the global dG; content:
-  per position against the target's slice), zero to the halo's, backward, and add the crop's input gradient.
+- pass A: for each tile, forward, and add the core units' statistics of each additive term (sums over
+  positions, such as the Gram term's) to the total;
+- the additive terms' losses and their gradients with respect to the statistics come from the summed ones;
+- pass B: for each tile, forward again, give the core units their gradient (additive: from the whole image's
+  gradient of the statistics; other terms, such as content: the loss and gradient of the term cropped to the
+  core, whose losses add up over the tiles), zero to the halo's, backward, and add the crop's input gradient.
 
-Total variation reads pixels only and is evaluated on the whole image. Pass A is skipped without Gram terms.
+Terms on the pixels (total variation, temporal) are evaluated on the whole image. Pass A is skipped without
+additive terms.
 Pass B runs the tiles in reverse, starting with the tile pass A ran last, whose forward it reuses. One tile's
 forward is held at a time, and its features are freed before its backward: a tile costs the memory an untiled
 evaluation of its crop costs.
@@ -28,7 +32,7 @@ from ..nn.preprocess import preprocess_backward, preprocess_forward
 
 def halo(arch, layers):
     """(halo, align): pixels each crop reaches beyond its core, and the multiple tile origins sit on."""
-    fields = [receptive(arch, l) for l in layers]
+    fields = [receptive(arch, layer) for layer in layers]
     align = max(j for j, _, _ in fields)
     need = max(max(-s, s + r - j) for j, s, r in fields)
     return -(-need // align) * align, align
@@ -68,7 +72,7 @@ def _global_units(tile, j, shape):
 
 
 def _on_crop(term, tile, j, shape):
-    """A Gram term restricted to a tile's crop grid (C, h, w) of a layer of stride j: its mask's slice, if any."""
+    """A term restricted to a tile's crop grid (C, h, w) of a layer of stride j (term.crop: a mask's slice...)."""
     cy, cx = tile.crop[0] // j, tile.crop[2] // j
     return term.crop((slice(None), slice(None), slice(cy, cy + shape[-2]), slice(cx, cx + shape[-1])))
 
@@ -81,11 +85,16 @@ def _forward(obj, img, tile, layers):
     return feats, ncache, pcache
 
 
-def _tile_stats(obj, img, tile, grams, strides, layers, keep):
-    """One tile of pass A: {term index: (S, n)} of its core units, and its forward when `keep` (else None)."""
+def _add(a, b):
+    """Statistics of an additive term, a tuple of sums, added item by item."""
+    return tuple(x + y for x, y in zip(a, b))
+
+
+def _tile_stats(obj, img, tile, summed, strides, layers, keep):
+    """One tile of pass A: {term index: statistics} of its core units, and its forward when `keep` (else None)."""
     fwd = _forward(obj, img, tile, layers)
     out = {}
-    for i in grams:
+    for i in summed:
         t = obj.terms[i]
         f = fwd[0][t.layer]
         out[i] = _core_stats(_on_crop(t, tile, strides[t.layer], f.shape), f,
@@ -97,34 +106,35 @@ ROWS_ELEMS = 1 << 20          # the core is read in bands of rows of about this 
 
 
 def _core_stats(term, f, ys, xs):
-    """term.stats of the core units f[:, :, ys, xs], a band of rows at a time: the statistics are sums over
-    positions, and the core of a crop is not contiguous, so this never copies a whole layer. term is on the
-    crop's grid (_on_crop), so a masked term's mask is sliced with the band."""
+    """term.stats of the core units f[:, :, ys, xs], a band of rows at a time: the term is additive (its
+    statistics are sums over positions), and the core of a crop is not contiguous, so this never copies a whole
+    layer. term is on the crop's grid (_on_crop), so a masked term's mask is sliced with the band."""
     c, width = f.shape[1], xs.stop - xs.start
     step = max(1, ROWS_ELEMS // max(1, c * width))
     total, every = None, slice(None)
     for y in range(ys.start, ys.stop, step):
         band = (every, every, slice(y, min(y + step, ys.stop)), xs)
-        s, n = term.crop(band).stats(f[band])
-        total = (s, n) if total is None else (total[0] + s, total[1] + n)
+        s = term.crop(band).stats(f[band])
+        total = s if total is None else _add(total, s)
     core = (every, every, ys, xs)
     return total if total is not None else term.crop(core).stats(f[core])     # no core unit at this layer
 
 
-def _pass_a(obj, img, tiles, grams, strides, layers):
-    """Sum of each Gram term's statistics over the tiles' cores: ({term index: (S, n)}, the last tile's forward).
+def _pass_a(obj, img, tiles, summed, strides, layers):
+    """Sum of each additive term's statistics over the tiles' cores: ({term index: statistics}, the last tile's
+    forward).
 
     The last tile's forward (its features and caches) is handed to pass B, which starts with that tile."""
     total, last = {}, None
     for k, tile in enumerate(tiles):
-        stats, last = _tile_stats(obj, img, tile, grams, strides, layers, keep=k == len(tiles) - 1)
-        for i, (s, n) in stats.items():
-            total[i] = (s, n) if i not in total else (total[i][0] + s, total[i][1] + n)
+        stats, last = _tile_stats(obj, img, tile, summed, strides, layers, keep=k == len(tiles) - 1)
+        for i, s in stats.items():
+            total[i] = s if i not in total else _add(total[i], s)
     return total, last
 
 
-def _tile_grad(obj, img, tile, kept, layers, net_terms, grams, strides, dstats, parts, with_grad):
-    """One tile of pass B: adds its per-position terms' values to `parts`; its crop's input gradient (3, h, w).
+def _tile_grad(obj, img, tile, kept, layers, net_terms, summed, strides, dstats, parts, with_grad):
+    """One tile of pass B: adds its other terms' values to `parts`; its crop's input gradient (3, h, w).
 
     kept: a list holding pass A's forward of this tile, or empty; it is emptied, so that the features (which the
     backward does not need: a fused conv + ReLU caches only its mask) are freed before the backward, as the
@@ -136,16 +146,17 @@ def _tile_grad(obj, img, tile, kept, layers, net_terms, grams, strides, dstats, 
         t, f = obj.terms[i], feats[obj.terms[i].layer]
         ys, xs = _units(tile, strides[t.layer], f.shape)
         core = f[:, :, ys, xs]
-        if i in grams:                  # per position from the global dG: on the whole crop, the halo then zeroed
+        if i in summed:                 # from the whole image's dstats: on the whole crop, the halo then zeroed
             tc = _on_crop(t, tile, strides[t.layer], f.shape)
             g = _zero_outside(tc.feature_grad(dstats[i], f), ys, xs) if with_grad else None
-        else:                           # per position against the target's slice: this tile's share of the loss
+        else:                           # the term on the core units alone: this tile's share of the loss
             gy, gx = _global_units(tile, strides[t.layer], f.shape)
-            value, d = t.crop((slice(None), slice(None), gy, gx)).loss(core)
+            tc = t.crop((slice(None), slice(None), gy, gx))
+            value, d = tc.loss(tc.stats(core))
             parts[i] = parts.get(i, 0.0) + value
             if with_grad:
                 g = xp.zeros_like(f)
-                g[:, :, ys, xs] = t.feature_grad(d, core)
+                g[:, :, ys, xs] = tc.feature_grad(d, core)
         if with_grad:
             grads[t.layer] = g if t.layer not in grads else grads[t.layer] + g
     del feats, f, core
@@ -168,20 +179,20 @@ def evaluate(obj, img, tiles, with_grad=True):
     xp = xp_of(img)
     arch = obj.net.arch
     net_terms = [i for i, t in enumerate(obj.terms) if t.layer != terms.PIXELS]
-    grams = [i for i in net_terms if isinstance(obj.terms[i], terms.GramTerm)]
+    summed = [i for i in net_terms if obj.terms[i].additive]
     strides = {obj.terms[i].layer: receptive(arch, obj.terms[i].layer)[0] for i in net_terms}
     layers = list(dict.fromkeys(obj.terms[i].layer for i in net_terms))
     obj.evaluations += 1
     parts, dstats, last = {}, {}, None
-    if grams:
-        stats, last = _pass_a(obj, img, tiles, grams, strides, layers)
-        for i, (s, n) in stats.items():
-            parts[i], dstats[i] = obj.terms[i].loss((s, n))
+    if summed:
+        stats, last = _pass_a(obj, img, tiles, summed, strides, layers)
+        for i, s in stats.items():
+            parts[i], dstats[i] = obj.terms[i].loss(s)
     dimg = xp.zeros_like(img) if with_grad else None
     kept = [last] if last is not None else []
     del last
     for tile in reversed(tiles) if net_terms else ():
-        d = _tile_grad(obj, img, tile, kept, layers, net_terms, grams, strides, dstats, parts, with_grad)
+        d = _tile_grad(obj, img, tile, kept, layers, net_terms, summed, strides, dstats, parts, with_grad)
         if with_grad:
             y0, y1, x0, x1 = tile.crop
             dimg[:, y0:y1, x0:x1] += d
@@ -207,14 +218,14 @@ def features(net, img, layers, tile):
     xp = xp_of(img)
     tiles = plan(img.shape[1], img.shape[2], tile, net.arch, layers)
     shapes = archmod.feature_shapes(net.arch, img.shape[1], img.shape[2])
-    out = {l: xp.zeros((1,) + shapes[l], dtype=img.dtype) for l in layers}
+    out = {layer: xp.zeros((1,) + shapes[layer], dtype=img.dtype) for layer in layers}
     for t in tiles:
         feats = _forward_net(net, img, t, layers)
-        for l in layers:
-            j = receptive(net.arch, l)[0]
-            ys, xs = _units(t, j, feats[l].shape)
-            gy, gx = _global_units(t, j, feats[l].shape)
-            out[l][:, :, gy, gx] = feats[l][:, :, ys, xs]
+        for layer in layers:
+            j = receptive(net.arch, layer)[0]
+            ys, xs = _units(t, j, feats[layer].shape)
+            gy, gx = _global_units(t, j, feats[layer].shape)
+            out[layer][:, :, gy, gx] = feats[layer][:, :, ys, xs]
     return out
 
 
@@ -224,11 +235,11 @@ def grams(net, img, layers, tile):
     total = {}
     for t in plan(img.shape[1], img.shape[2], tile, net.arch, layers):
         feats = _forward_net(net, img, t, layers)
-        for l in layers:
-            ys, xs = _units(t, receptive(net.arch, l)[0], feats[l].shape)
-            s, n = losses.gram_stats(feats[l][:, :, ys, xs])
-            total[l] = (s, n) if l not in total else (total[l][0] + s, total[l][1] + n)
-    return {l: s / s.dtype.type(n) for l, (s, n) in total.items()}
+        for layer in layers:
+            ys, xs = _units(t, receptive(net.arch, layer)[0], feats[layer].shape)
+            s, n = losses.gram_stats(feats[layer][:, :, ys, xs])
+            total[layer] = (s, n) if layer not in total else (total[layer][0] + s, total[layer][1] + n)
+    return {layer: s / s.dtype.type(n) for layer, (s, n) in total.items()}
 
 
 def _forward_net(net, img, tile, layers):

@@ -38,6 +38,7 @@ from .. import config
 from . import flow, frames as videoio
 from ..files import images
 from ..style import terms
+from ..files.log import stderr
 from ..nn import backend as backends
 from ..files.paths import check_writable, same_file
 from ..weights.file import sha256_file
@@ -289,7 +290,7 @@ def stylize_video(source, styles, output="out.mp4", *, log=None, stop=None, on_f
     (.mp4, ...) or a folder for numbered PNGs. on_frame(FrameResult) after each frame; stop() -> a reason ends the
     run after the frame in progress, which is not written. Returns a VideoResult.
     """
-    log = log or api._stderr
+    log = log or stderr
     styles = tuple(styles) if isinstance(styles, (list, tuple)) else (styles,)
     o, v, loaded = _split_options(dict(options))
     src = videoio.open_frames(os.fspath(source), fps=Fraction(v.fps).limit_denominator(100000))  # every frame checked

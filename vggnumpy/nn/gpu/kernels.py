@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..arch import output_size
+from ..kernels import output_size
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = ("conv.cu", "pool.cu", "relu.cu")

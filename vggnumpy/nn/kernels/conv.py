@@ -10,7 +10,7 @@ makes a fresh default Engine (a Network passes its own, kept between calls).
 """
 import numpy as np
 
-from . import band as band_mod, winograd
+from . import band as band_mod, output_size, winograd
 from .engine import WAYS, Engine
 
 # How many float elements one block of work may hold (columns of im2col, an input band, an output block):
@@ -18,18 +18,14 @@ from .engine import WAYS, Engine
 CHUNK_ELEMS = 1 << 22
 
 
-def _out_size(size, k, stride, pad):
-    return (size + 2 * pad - k) // stride + 1
-
-
 def _pad(x, pad):
     """Zero-pad the two spatial axes of (C, H, W)."""
     if pad == 0:
         return x
     c, h, w = x.shape
-    xp = np.zeros((c, h + 2 * pad, w + 2 * pad), dtype=x.dtype)
-    xp[:, pad:pad + h, pad:pad + w] = x
-    return xp
+    xpad = np.zeros((c, h + 2 * pad, w + 2 * pad), dtype=x.dtype)
+    xpad[:, pad:pad + h, pad:pad + w] = x
+    return xpad
 
 
 # The three ways of running a stride-1 convolution as GEMMs over a band of padded input rows (see _conv_s1). A tap
@@ -166,16 +162,21 @@ def _conv_s1_any(x, w, pad, out, engine, bias=None, relu_mask=None, in_mask=None
     return _conv_s1(x, wmat, kh, kw, pad, out, engine, bias, relu_mask, in_mask, way=path)
 
 
-def _im2col_rows(xp, kh, kw, stride, r0, r1, wo, cols):
-    """Fill cols (KH*KW*C, (r1-r0)*Wo) with the windows of output rows r0..r1 of padded image xp (C, Hp, Wp)."""
-    c = xp.shape[0]
+def _im2col_rows(xpad, kh, kw, stride, r0, r1, wo, cols):
+    """Fill cols (KH*KW*C, (r1-r0)*Wo) with the windows of output rows r0..r1 of padded image xpad (C, Hp, Wp)."""
+    c = xpad.shape[0]
     n = r1 - r0
     t = 0
     for i in range(kh):
         for j in range(kw):
-            win = xp[:, i + stride * r0:i + stride * (r1 - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
+            win = xpad[:, i + stride * r0:i + stride * (r1 - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
             cols[t * c:(t + 1) * c].reshape(c, n, wo)[...] = win
             t += 1
+
+
+def _output_shape(h, w, kh, kw, stride, pad):
+    """(Ho, Wo) of a convolution, by output_size (kernels/__init__.py: the one rule, pools' and the GPU's too)."""
+    return output_size(h, kh, stride, pad, False), output_size(w, kw, stride, pad, False)
 
 
 def _rows_per_chunk(k_rows, wo):
@@ -201,7 +202,7 @@ def _forward(x, w, b, stride, pad, relu, engine):
     n, c, h, wd = x.shape
     o, c2, kh, kw = w.shape
     assert c == c2, f"conv: input has {c} channels, kernel expects {c2}"
-    ho, wo = _out_size(h, kh, stride, pad), _out_size(wd, kw, stride, pad)
+    ho, wo = _output_shape(h, wd, kh, kw, stride, pad)
     out = np.empty((n, o, ho, wo), dtype=x.dtype)
     mask = np.empty((n, o, ho, wo), dtype=bool) if relu else None
     bias = b.astype(x.dtype, copy=False)
@@ -213,14 +214,14 @@ def _forward(x, w, b, stride, pad, relu, engine):
         return out, (x.shape, w, stride, pad, mask)
     wmat = np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c), dtype=x.dtype)  # (O, KH*KW*C)
     for i in range(n):
-        xp = _pad(x[i], pad)
+        xpad = _pad(x[i], pad)
         rows = _rows_per_chunk(kh * kw * c, wo)
         cols = np.empty((kh * kw * c, min(rows, ho) * wo), dtype=x.dtype)
         oi = out[i].reshape(o, ho * wo)
         for r0 in range(0, ho, rows):
             r1 = min(r0 + rows, ho)
             colv = cols[:, :(r1 - r0) * wo]
-            _im2col_rows(xp, kh, kw, stride, r0, r1, wo, colv)
+            _im2col_rows(xpad, kh, kw, stride, r0, r1, wo, colv)
             np.matmul(wmat, colv, out=oi[:, r0 * wo:r1 * wo])
     out += bias.reshape(1, o, 1, 1)
     if relu:
@@ -274,14 +275,14 @@ def forward_ref(x, w, b, stride=1, pad=0):
     """Loop reference: out[n, o, i, j] = sum(window * kernel) + bias."""
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
-    ho, wo = _out_size(h, kh, stride, pad), _out_size(wd, kw, stride, pad)
-    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    ho, wo = _output_shape(h, wd, kh, kw, stride, pad)
+    xpad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     out = np.zeros((n, o, ho, wo), dtype=x.dtype)
     for b_ in range(n):
         for k in range(o):
             for i in range(ho):
                 for j in range(wo):
-                    win = xp[b_, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
+                    win = xpad[b_, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
                     out[b_, k, i, j] = np.sum(win * w[k]) + b[k]
     return out, (x.shape, w, stride, pad)
 

@@ -7,7 +7,7 @@ forward and backward take engine= (engine.Engine, whose threads run the 2x2 aver
 """
 import numpy as np
 
-from ..arch import output_size
+from . import output_size
 from .engine import Engine
 
 
