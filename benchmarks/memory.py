@@ -114,7 +114,7 @@ def plan_tile(size, spec):
     budget = int(0.8 * backend.cpu().available()) if spec == "plan" else config.parse_bytes(spec)
     layers = common.LAYERS["content"] + common.LAYERS["style"]
     shapes = archmod.feature_shapes("vgg19", size, size)
-    content = sum(c * h * w for l, (c, h, w) in shapes.items() if l in common.LAYERS["content"])
+    content = sum(c * h * w for layer, (c, h, w) in shapes.items() if layer in common.LAYERS["content"])
     try:
         p = memory.plan("vgg19", "relu5_1", (size, size), content, "lbfgs", 20, budget, tiling.halo("vgg19", layers))
     except ValueError:
