@@ -14,7 +14,8 @@ from vggnumpy.cli.main import build_parser
 from vggnumpy.cli.options import default_text
 from vggnumpy.weights.file import random_weights
 
-NETWORK_KEYS = ["scales", "iterations", "content_weight", "style_weight", "tv_weight", "pooling"]
+NETWORK_KEYS = ["scales", "iterations", "coarse_share", "content_weight", "style_weight", "tv_weight", "pooling",
+                "init"]
 
 
 def _images():
