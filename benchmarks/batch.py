@@ -11,6 +11,9 @@ them by client.scatter, keyed by sha256), against one copy of the files per task
 
     python benchmarks/batch.py --bytes-only --jobs 2000     # no runs: the bytes sent and the client's memory
                                                             # (tracemalloc) for 2000 tasks of the same 2 images
+    python benchmarks/batch.py --out DIR --receipts --size 64 --iterations 2 --workers 2
+                                    # runs the grid on a LocalCluster and checks each input file reached each worker
+                                    # at most once (the scatter's copy plus each incoming transfer); exit 1 if not
 """
 import argparse
 import json
@@ -23,10 +26,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "images")
 
 
-def grid_args(size):
+def grid_args(size, iterations=None):
+    """The grid's command-line arguments (with -n N when iterations is given)."""
     c = [os.path.join(SHARED, "content", n) for n in ("tubingen.jpg", "golden_gate.jpg")]
     s = [os.path.join(SHARED, "style", n) for n in ("starry_night.jpg", "the_scream.jpg")]
-    return ["--contents", *c, "--styles", *s, "--style-weight", "500,2000", "-s", str(size), "--no-progress"]
+    n = ["-n", str(iterations)] if iterations is not None else []
+    return ["--contents", *c, "--styles", *s, "--style-weight", "500,2000", "-s", str(size), "--no-progress", *n]
 
 
 def timed(cmd):
@@ -40,14 +45,15 @@ def pngs(folder):
             if n.endswith(".png") and n != "sheet.png"}
 
 
-def grid_jobs(size, n=0):
-    """The benchmark's grid as Jobs (the command line's), or n jobs of the same photo and painting."""
+def grid_jobs(size, n=0, iterations=None):
+    """The benchmark's grid as Jobs (the command line's), or n jobs of the same photo and painting; iterations: -n."""
     from vggnumpy.cli import batch as batch_cli
     from vggnumpy.cli.main import build_parser
-    argv = grid_args(size)
+    argv = grid_args(size, iterations)
     if n:
         argv = ["--contents", argv[1], "--styles", argv[4], "--style-weight", ",".join(map(str, range(1, n + 1))),
-                "-s", str(size), "--no-progress", "--max-jobs", str(max(n, 1000))]
+                "-s", str(size), "--no-progress", "--max-jobs", str(max(n, 1000)),
+                *(["-n", str(iterations)] if iterations is not None else [])]
     return batch_cli.jobs_of(build_parser().parse_args(["batch", *argv, "-o", "unused"]))
 
 
@@ -75,6 +81,97 @@ def sent_bytes(jobs, pack=None):
                 per_task_copies=task_bytes - own + sum(len(d) for d in files))
 
 
+FILE_KEY = "vggnumpy-file-"          # cluster.scatter_files' keys: FILE_KEY + sha256
+
+
+def _incoming(dask_worker):
+    """[{key: nbytes}] of each transfer this worker received from another (run on every worker by client.run)."""
+    return [dict(e["keys"]) for e in dask_worker.transfer_incoming_log]
+
+
+def count_receipts(placed, logs):
+    """{worker: {sha256: times received}}: 1 where the scatter put a file (placed {key: workers}), plus one per
+    incoming transfer of it (logs {worker: [{key: nbytes}]}). A key counts by the sha256 after FILE_KEY."""
+    from collections import Counter
+    counts = {w: Counter() for w in logs}
+    for key, holders in placed.items():
+        for w in holders:
+            counts.setdefault(w, Counter())[key[len(FILE_KEY):][:64]] += 1
+    for w, entries in logs.items():
+        for keys in entries:
+            for key in keys:
+                if str(key).startswith(FILE_KEY):
+                    counts[w][str(key)[len(FILE_KEY):][:64]] += 1
+    return counts
+
+
+def print_receipts(counts, sizes, failed, fetched):
+    """The per-worker table and the verdict lines; True when no file reached any worker more than once."""
+    print("\n| worker | files received | bytes of files received | most receipts of one file |\n|---|---|---|---|")
+    for w in sorted(counts):
+        c = counts[w]
+        print(f"| {w} | {sum(c.values())} | {sum(sizes.get(d, 0) * k for d, k in c.items())} | "
+              f"{max(c.values(), default=0)} |")
+    ok = all(k <= 1 for c in counts.values() for k in c.values())
+    if failed:
+        print(f"\n{failed} task(s) failed")
+    print(f"\nevery task's input files reached the worker that ran it beside the task: {fetched}")
+    print(f"each input file reached each worker at most once: {ok}")
+    return ok
+
+
+def _gather(entries, futures):
+    """Wait for every task as run.run_dask does, writing each output (run.finish): (failed, {task: worker that
+    ran it})."""
+    from vggnumpy.batch import cluster, run
+    pending, by, ran = list(futures), dict(zip(futures, entries)), {}
+    while pending:
+        for f in cluster.wait_some(pending):
+            pending.remove(f)
+            ran.update({by[f].task: w for w in f.client.who_has([f]).get(f.key, ())})
+            result, error = cluster.outcome(f)
+            run.finish(by[f], result, error)
+            f.release()
+    return sum(e.record["status"] != "done" for e in entries), ran
+
+
+def fetched_by_runner(ran, counts):
+    """Whether each task's input files were received (scattered or transferred) by a worker that ran it: not so
+    when the bytes travel inside the task, which the transfer log would not show."""
+    return all(counts.get(w, {}).get(d, 0) >= 1 for t, w in ran.items() for _, d in t.inputs)
+
+
+def per_worker_receipts(size, workers, iterations):
+    """Run the grid on a LocalCluster of `workers` processes and check that each input file reached each worker at
+    most once; prints a table per worker; 0 when so (every task ran, its files beside it), else 1."""
+    import logging
+    import tempfile
+    from distributed import Client, LocalCluster
+    from vggnumpy.batch import cluster, run
+    jobs = grid_jobs(size, iterations=iterations)
+    share = str(max(1, cluster.cores() // workers))
+    env = {k: share for k in ("VGGNUMPY_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    with tempfile.TemporaryDirectory(prefix="vggnumpy-receipts-") as outdir, \
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host=cluster.LOOPBACK,
+                         dashboard_address=None, env=env, silence_logs=logging.ERROR) as lc, Client(lc) as client:
+        entries, _ = run.plan(jobs, outdir)          # packs each job as run_batch does (batch.pack, shared files)
+        todo = [e for e in entries if e.task is not None]
+        tasks = [e.task for e in todo]
+        files = cluster.scatter_files(client, tasks)
+        placed = {k: list(v) for k, v in client.who_has(list(files.values())).items()}
+        gpu = [e.job.options.device == "gpu" for e in todo]
+        futures = cluster.submit(client, tasks, gpu, log=print, files=files)
+        failed, ran = _gather(todo, futures)
+        failed += len(entries) - len(todo)
+        logs = client.run(_incoming)
+    sizes = {d: len(b) for t in tasks for d, b in t.file_data().items()}
+    print(f"{len(jobs)} jobs, {len(sizes)} distinct input files ({sum(sizes.values())} bytes), {workers} workers")
+    counts = count_receipts(placed, logs)
+    fetched = fetched_by_runner(ran, counts)
+    ok = print_receipts(counts, sizes, failed, fetched)
+    return 0 if ok and fetched and not failed else 1     # a failed task proves nothing about its files: 1 too
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True)
@@ -83,7 +180,12 @@ def main(argv=None):
     p.add_argument("--bytes-only", action="store_true", help="only the bytes sent and the client's memory")
     p.add_argument("--jobs", type=int, default=0, help="with --bytes-only: that many jobs of 1 photo x 1 painting "
                    "(style weights 1..N) instead of the grid")
+    p.add_argument("--receipts", action="store_true", help="run the grid on a LocalCluster of --workers and check "
+                   "each input file reaches each worker at most once")
+    p.add_argument("--iterations", type=int, default=2, help="with --receipts: -n for every job (default 2)")
     args, extra = p.parse_known_args(argv)
+    if args.receipts:
+        return per_worker_receipts(args.size, args.workers, args.iterations)
     jobs = grid_jobs(args.size, args.jobs)
     sent = sent_bytes(jobs)
     print(f"bytes sent for {len(jobs)} jobs: {sent['sent']} (tasks {sent['tasks']}, {sent['distinct']} distinct "

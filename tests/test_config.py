@@ -14,7 +14,8 @@ from vggnumpy.cli.main import build_parser
 from vggnumpy.cli.options import default_text
 from vggnumpy.weights.file import random_weights
 
-NETWORK_KEYS = ["scales", "iterations", "content_weight", "style_weight", "tv_weight", "pooling"]
+NETWORK_KEYS = ["scales", "iterations", "coarse_share", "content_weight", "style_weight", "tv_weight", "pooling",
+                "init"]
 
 
 def _images():
@@ -56,7 +57,7 @@ def test_a_run_takes_the_set_of_its_network(trained):
 
 @pytest.mark.slow
 def test_given_options_win_over_either_set():
-    res, log = _run(True, scales=2, iterations=3, pooling="max")
+    res, log = _run(True, scales=2, iterations=3, pooling="max", coarse_share=5)
     assert res.iterations == 3 and "max pooling" in log and "20 px x 2, 40 px x 1" in log
 
 
@@ -101,6 +102,13 @@ def test_a_job_survives_json_and_pickle():
                                             (1000, 4, [313, 312, 312, 63])])
 def test_the_budget_is_split_over_the_scales(total, n, want):
     assert schedule.split(total, n) == want and sum(want) == total
+
+
+@pytest.mark.parametrize("total, n, share, want", [(48, 2, 0.7, [20, 28]), (180, 2, 5.0, [150, 30]),
+                                                   (10, 3, 0.0, [0, 0, 10]), (1, 2, 0.7, [0, 1])])
+def test_a_coarse_share_splits_the_budget(total, n, share, want):
+    """--coarse-share: each coarser scale gets `share` iterations per one at the full size (rounded)."""
+    assert schedule.split(total, n, share) == want and sum(want) == total
 
 
 @pytest.mark.slow

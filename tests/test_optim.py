@@ -31,6 +31,31 @@ def test_on_iter_can_stop():
     assert info["iterations"] == 3
 
 
+@pytest.mark.parametrize("name", ["lbfgs", "lbfgs-device"])
+@pytest.mark.parametrize("n", [3 * 64 * 64, 3 * 384 * 512])
+def test_the_first_step_moves_each_value_by_first_step_whatever_the_size(name, n):
+    """L-BFGS-B's own first step has unit length, 1/sqrt(n) per value: at 512 px a 0.0011 nudge, and the run stalled
+    for a dozen iterations (benchmarks/README.md, "The stall at the start"). The first point tried after x0 is
+    FIRST_STEP away from it, root-mean-square per value, at any n (to 1e-3 relative)."""
+    from vggnumpy.optim import steps
+    from vggnumpy.optim.step import FIRST_STEP
+    rng = np.random.default_rng(0)
+    target = rng.random(n, dtype=np.float32)
+    tried = []
+
+    def fun(x):
+        tried.append(x.copy())
+        d = x - target
+        return float(np.dot(d, d)), 2 * d
+
+    x0 = np.full(n, 0.5, np.float32)
+    gen = steps(name, fun, x0, 1)
+    next(gen)
+    gen.close()
+    rms = float(np.sqrt(np.mean((tried[1].astype(np.float64) - x0) ** 2)))
+    assert rms == pytest.approx(FIRST_STEP, rel=1e-3)
+
+
 @pytest.mark.parametrize("method", ["lbfgs", "adam"])
 @pytest.mark.slow
 def test_optimisers_lower_the_style_objective(method, rng):

@@ -25,7 +25,7 @@ def _setup(**kw):
         setup, _, _ = api.prepare(job, random_weights("vgg19", 0), lambda m: None)
     o = setup.options
     levels = schedule.levels(o.size, o.scales, o.iterations, o.scale_iterations, o.init, setup.content.shape[:2],
-                             setup.min_side)
+                             setup.min_side, o.coarse_share)
     state = steps.RunState(sum(level.iterations for level in levels), setup.photo, False, lambda: 0.0)
     return setup, levels, state
 

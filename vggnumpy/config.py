@@ -20,10 +20,10 @@ MAX_ITERATIONS = 1_000_000
 # benchmarks/quality.py (benchmarks/README.md, "Defaults"). A pretrained network needs a much larger style weight
 # to paint strokes; the untrained one only transfers palette and texture and does better with a coarse pyramid.
 NETWORK_DEFAULTS = {
-    "pretrained": dict(scales=1, iterations=110, content_weight=1.0, style_weight=1000.0, tv_weight=0.5,
-                       pooling="avg"),
-    "untrained": dict(scales=2, iterations=180, content_weight=1.0, style_weight=5.0, tv_weight=0.5,
-                      pooling="avg"),
+    "pretrained": dict(scales=2, iterations=48, coarse_share=0.7, content_weight=1.0, style_weight=1000.0,
+                       tv_weight=0.5, pooling="avg", init="palette"),
+    "untrained": dict(scales=2, iterations=180, coarse_share=5.0, content_weight=1.0, style_weight=5.0,
+                      tv_weight=0.5, pooling="avg", init="content"),
 }
 
 
@@ -84,17 +84,21 @@ class Options:
                                      "floats", 0.0, 1e12, metavar="W1,...", shown="equal, 1/number of layers")
     pooling: str = opt(None, ["--pooling"], "pooling in the network (the paper used avg)", "objective",
                        choices=("max", "avg"), network=True)
-    init: str = opt("content", ["--init"], "start from the content, from noise or from --init-image",
-                    "optimisation", choices=("content", "noise", "image"))
+    init: str = opt(None, ["--init"], "start from the content, from the content recoloured to the paintings' colour "
+                    "mean and covariance (palette; the content with --original-colors or --color-transfer), from "
+                    "noise or from --init-image", "optimisation", choices=("content", "palette", "noise", "image"),
+                    network=True)
     init_image: str = opt(None, ["--init-image"], "start from this image (implies --init image)", "optimisation",
                           "path")
     seed: int = opt(0, ["--seed"], "random seed for the noise init (the untrained network is always seed 0)",
                     "optimisation", "int", 0, 2 ** 32 - 1)
-    iterations: int = opt(None, ["-n", "--iterations"], "iterations in all, over every scale of the pyramid (the "
-                          "coarser scales get 5 shares each, the full size 1: 180 -> 150 + 30)", "optimisation",
-                          "int", 0, MAX_ITERATIONS, network=True)
+    iterations: int = opt(None, ["-n", "--iterations"], "iterations in all, over every scale of the pyramid (split "
+                          "by --coarse-share)", "optimisation", "int", 0, MAX_ITERATIONS, network=True)
     scales: int = opt(None, ["--scales"], "number of sizes in the coarse-to-fine pyramid, each twice the last "
                       "(1 = full size only)", "optimisation", "int", 1, 8, network=True)
+    coarse_share: float = opt(None, ["--coarse-share"], "iterations at each coarser scale of the pyramid for every "
+                              "one at the full size, when -n is split (0.7: 48 -> 20 + 28; 5: 180 -> 150 + 30)",
+                              "optimisation", "float", 0.0, 1000.0, network=True)
     scale_iterations: tuple = opt(None, ["--scale-iterations"], "iterations at each scale, coarsest first; "
                                   "overrides -n and sets --scales", "optimisation", "ints", 0, MAX_ITERATIONS,
                                   metavar="N1,N2,...")
@@ -132,7 +136,9 @@ class Options:
 
     def resolved(self, trained):
         """These options with every None network option replaced by the default for a (un)trained network."""
-        net = NETWORK_DEFAULTS["pretrained" if trained else "untrained"]
+        net = dict(NETWORK_DEFAULTS["pretrained" if trained else "untrained"])
+        if self.original_colors or self.color_transfer:
+            net["init"] = "content"          # the palette start would undo keeping the content's colours
         return dataclasses.replace(self, **{k: v for k, v in net.items() if getattr(self, k) is None})
 
 
@@ -265,6 +271,10 @@ def check(options):
     if o.frame_loss and not (o.gif or o.save_every):
         raise OptionError("--frame-loss draws the loss curve beside the frames of --gif or --save-every; "
                           "give one of them")
+    if o.init == "palette" and (o.original_colors or o.color_transfer):
+        raise OptionError(f"--init palette starts from the paintings' colours, which --"
+                          f"{'original-colors' if o.original_colors else 'color-transfer'} keeps out; "
+                          f"use --init content (the default with it)")
     if o.init == "image" and o.init_image is None:
         raise OptionError("--init image needs --init-image FILE")
     if o.init_image is not None and o.init != "image":

@@ -11,7 +11,7 @@ only where the loss is compared in the line search.
 import numpy as np
 
 from ..nn.backend import dot64, xp_of
-from .step import Step, call
+from .step import Step, call, first_step
 
 
 def _f32(s):
@@ -55,13 +55,14 @@ def _search(fun, x, f, g, d, t, lower, upper, dot, c1, max_backtracks):
     return None
 
 
-def steps(fun, x0, iterations, lower=0.0, upper=1.0, memory=20, c1=1e-4, max_backtracks=20):
-    """Yield Step(iteration, x on x0's device, loss, parts) for up to `iterations` accepted iterations."""
+def steps(fun, x0, iterations, lower=0.0, upper=1.0, memory=20, c1=1e-4, max_backtracks=20, step=None):
+    """Yield Step(iteration, x on x0's device, loss, parts) for up to `iterations` accepted iterations; the first
+    step (and the first after a restart) moves the values by `step` root-mean-square (None: step.FIRST_STEP)."""
     xp = xp_of(x0)
     dot = dot64(xp)
     x = xp.clip(xp.asarray(x0, dtype=xp.float32).ravel(), lower, upper)
     f, g, _ = call(fun, x)
-    mem, done = _Memory(memory, dot), 0
+    mem, done, length = _Memory(memory, dot), 0, first_step(step) * float(np.sqrt(x.size))
     while done < iterations:
         free = ~(((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0)))
         q = xp.where(free, g, xp.float32(0))                                  # projected gradient (n,)
@@ -69,7 +70,7 @@ def steps(fun, x0, iterations, lower=0.0, upper=1.0, memory=20, c1=1e-4, max_bac
             d, t = xp.where(free, mem.direction(q), xp.float32(0)), 1.0
         else:
             gn = float(xp.sqrt(dot(q, q)))
-            d, t = -q, (1.0 / gn if gn > 0 else 1.0)                           # first step: |step| = 1
+            d, t = -q, (length / gn if gn > 0 else 1.0)                        # first step: |step| = length
         found = _search(fun, x, f, g, d, t, lower, upper, dot, c1, max_backtracks) if float(dot(g, d)) < 0 else None
         if found is None:                                                      # no descent, or the search failed
             if not mem.pairs:

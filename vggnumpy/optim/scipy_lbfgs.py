@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from .step import Step, call
+from .step import Step, call, first_step
 
 
 class _Abort(Exception):
@@ -20,11 +20,11 @@ class _Abort(Exception):
 class _Driver:
     """scipy's minimize with restarts, asking the consumer for every evaluation and reporting every iteration."""
 
-    def __init__(self, x0, iterations, lower, upper, memory):
-        self.iterations, self.memory, self.lower, self.upper = iterations, memory, lower, upper
+    def __init__(self, x0, iterations, lower, upper, memory, step):
+        self.iterations, self.memory, self.lower, self.upper, self.step = iterations, memory, lower, upper, step
         self.x = np.asarray(x0, dtype=np.float64).ravel().copy()
         self.out, self.back = queue.Queue(), queue.Queue()
-        self.done, self.scale = 0, 1.0
+        self.done, self.scale, self.unit = 0, 1.0, 1.0
 
     def ask(self, kind, value):
         """Hand (kind, value) to the consumer and wait for its answer; "stop" ends minimize."""
@@ -36,7 +36,7 @@ class _Driver:
 
     def callback(self, intermediate_result):
         self.done += 1
-        self.ask("step", (self.done, intermediate_result.x, float(intermediate_result.fun) / self.scale))
+        self.ask("step", (self.done, intermediate_result.x / self.unit, float(intermediate_result.fun) / self.scale))
 
     def run(self):
         try:
@@ -51,26 +51,34 @@ class _Driver:
     def minimize(self):
         """scipy sees f / |f(x0)| (order 1 whatever the weights) with both tolerances 0, so only the budget stops
         it (a peer's run stopped after 2 iterations at f ~ 2.9e12); if it still gives up early (a line search
-        that fails in float32 noise) it restarts from the current point with a fresh memory while that helps."""
+        that fails in float32 noise) it restarts from the current point with a fresh memory while that helps.
+
+        It also sees the pixels scaled, z = k x. With every variable boxed, L-BFGS-B's first step (of a run, or of
+        a restart) goes to the Cauchy point of the model with unit curvature: z - dz, the whole gradient in z,
+        which moves x by g / k^2 (with f scaled as above); k^2 = rms(g) / step makes that `step` root-mean-square
+        per value whatever the image's size and the loss's normalisation. Later steps are scaled by the curvature
+        L-BFGS measures, which a uniform k does not change."""
         from scipy.optimize import Bounds, minimize
         f0, g0 = self.ask("eval", self.x)
         self.scale = 1.0 / abs(f0) if f0 != 0 and np.isfinite(f0) else 1.0
-        first = {"x": self.x.copy(), "fg": (f0, g0)}             # scipy asks for f(x0) again: answer from here
+        rms = float(np.sqrt(np.mean(np.square(np.asarray(g0, dtype=np.float64))))) * self.scale
+        k = self.unit = float(np.sqrt(rms / self.step)) if rms > 0 and np.isfinite(rms) else 1.0   # z = k x
+        first = {"z": self.x * k, "fg": (f0, g0)}             # scipy asks for f(x0) again: answer from here
 
         def f64(z):
-            fg = first.pop("fg") if first and np.array_equal(z, first["x"]) else None
+            fg = first.pop("fg") if first and np.array_equal(z, first["z"]) else None
             first.clear()
-            f, g = fg if fg is not None else self.ask("eval", z)
-            return float(f) * self.scale, np.asarray(g, dtype=np.float64).ravel() * self.scale
+            f, g = fg if fg is not None else self.ask("eval", z / k)
+            return float(f) * self.scale, np.asarray(g, dtype=np.float64).ravel() * (self.scale / k)
 
-        bounds = Bounds(np.full_like(self.x, self.lower), np.full_like(self.x, self.upper))
+        bounds = Bounds(np.full_like(self.x, self.lower * k), np.full_like(self.x, self.upper * k))
         best = float(f0) * self.scale
         while self.done < self.iterations:
             left = self.iterations - self.done
-            res = minimize(f64, self.x, jac=True, method="L-BFGS-B", bounds=bounds, callback=self.callback,
+            res = minimize(f64, self.x * k, jac=True, method="L-BFGS-B", bounds=bounds, callback=self.callback,
                            options=dict(maxiter=left, maxfun=max(20, 4 * left), maxcor=self.memory, ftol=0.0,
                                         gtol=0.0))
-            self.x = res.x
+            self.x = res.x / k
             if not res.fun < best:
                 break                                   # a restart that gained nothing
             best = res.fun
@@ -84,11 +92,12 @@ def _parts_of(recent, x, fun):
     return call(fun, x.astype(np.float32))[2]
 
 
-def steps(fun, x0, iterations, lower=0.0, upper=1.0, memory=20):
-    """Yield Step(iteration, x float32, loss, parts) for each iteration scipy's L-BFGS-B accepts."""
+def steps(fun, x0, iterations, lower=0.0, upper=1.0, memory=20, step=None):
+    """Yield Step(iteration, x float32, loss, parts) for each iteration scipy's L-BFGS-B accepts; the first step
+    moves the values by `step` root-mean-square (None: step.FIRST_STEP)."""
     if iterations <= 0:
         return
-    d = _Driver(x0, iterations, lower, upper, memory)
+    d = _Driver(x0, iterations, lower, upper, memory, first_step(step))
     helper = threading.Thread(target=d.run, name="vggnumpy-lbfgs", daemon=True)
     helper.start()
     recent = []

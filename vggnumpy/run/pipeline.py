@@ -217,6 +217,14 @@ def read_control(o, content, styles):
     return (control,) + tuple(color.prepare(o.color_transfer, content, styles))
 
 
+def palette_start(o, content, styles, control):
+    """The palette start (--init palette): the content (H, W, 3) recoloured to the styles' colours, where the
+    masks say each style paints."""
+    from ..style import color
+    regions, style_masks = (control.regions, control.style_masks) if control is not None else (None, None)
+    return color.palette(content, styles, o.style_blend_weights, regions, style_masks)
+
+
 def _listeners(job, o, total, on_step, metadata, log):
     """The listeners of a run, in the order they hear each event."""
     out, write = [listeners.TraceFile(o.trace)] if o.trace else [], log
@@ -261,7 +269,7 @@ def run(job, weights=None, log=None, on_step=None, stop=None, threads=None, extr
     setup = dataclasses.replace(setup, extra_terms=extra_terms, start=start)
     o = setup.options
     levels = schedule.levels(o.size, o.scales, o.iterations, o.scale_iterations, o.init, setup.content.shape[:2],
-                             setup.min_side)
+                             setup.min_side, o.coarse_share)
     H, W = setup.content.shape[:2]
     log(f"vggnumpy: {w.arch} ({'pretrained' if w.trained else 'UNTRAINED'}: {w.description or w.source}), "
         f"{o.pooling} pooling, device {setup.backend.name}, output {W}x{H}, schedule {schedule.describe(levels)}, "
@@ -296,6 +304,8 @@ def prepare(job, weights, log, threads=None):
     setup = network(w, o, backend, threads)
     content, styles, init = read_inputs(job, o, setup.min_side)
     control, target, styles = read_control(o, content, styles)
+    if o.init == "palette":
+        init = palette_start(o, target, styles, control)
     setup = dataclasses.replace(setup, content=target, styles=styles, init=init, control=control,
                                 photo=content)
     mplan = memory_plan(setup, content.shape[:2], [s.shape[:2] for s in styles], log)

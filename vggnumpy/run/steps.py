@@ -26,7 +26,7 @@ class Setup:
     photo: np.ndarray = None        # (H, W, 3) the content image as read (whose colours --original-colors keeps)
     content: np.ndarray = None      # (H, W, 3) the image the content loss reads (after --color-transfer)
     styles: list = None             # [(h, w, 3)] the images the style loss reads
-    init: np.ndarray = None         # (h, w, 3) --init-image, or None
+    init: np.ndarray = None         # (h, w, 3) --init-image, the palette start (at the content's size), or None
     control: object = None          # style.masks.Control, or None
     tile: object = None             # the memory plan's tile side, or None: the whole image
     extra_terms: object = None      # ((h, w), xp) -> more loss terms at a scale (a video frame's temporal terms)
@@ -169,11 +169,12 @@ def _optimise(setup, state, level, obj, x0, stop):
 
 
 def start(level, content, prev, setup, rng):
-    """The iterate a level starts from, (h, w, 3): the content, noise, the init image, or the last level's result."""
+    """The iterate a level starts from, (h, w, 3): the content, noise, the init image or palette start, or the last
+    level's result."""
     h, w = content.shape[:2]
     if prev is not None:
         x0 = images.resize_to(prev, h, w)
-        if level.start == "upsampled" and setup.options.init == "content":
+        if level.start == "upsampled" and setup.options.init in ("content", "palette"):
             # Upsampling blurs: add back the content's detail finer than the last scale could hold,
             # so the finer scale starts sharp and its few iterations go to style, not to deblurring.
             ph, pw = prev.shape[:2]
@@ -181,7 +182,7 @@ def start(level, content, prev, setup, rng):
         return x0
     if level.start == "content":
         return content
-    if level.start == "image":
+    if level.start in ("image", "palette"):
         return images.resize_to(setup.init, h, w)
     return np.clip(0.5 + 0.2 * rng.standard_normal((h, w, 3)), 0, 1).astype(np.float32)
 

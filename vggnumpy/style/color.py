@@ -1,4 +1,4 @@
-"""Colour control (Gatys et al. 2017, section 5): luminance-only transfer and colour histogram matching.
+"""Colour control (Gatys et al. 2017, section 5): luminance-only transfer, colour histogram matching, the palette start.
 
 - Luminance-only: the content and the styles as their luminance Y = 0.299 R + 0.587 G + 0.114 B (grey images),
   each style's Y shifted and scaled to the content's mean and standard deviation; after the transfer the output's
@@ -8,6 +8,10 @@
   covariance) can be inverted; EPS = 1e-9, not the notebooks' 1e-5, which leaves an error of about 1e-5 in the
   matched covariance. A is one of
   chol: L_t L_s^-1 (Cholesky factors); pca: C_t^1/2 C_s^-1/2; sym: C_s^-1/2 (C_s^1/2 C_t C_s^1/2)^1/2 C_s^-1/2.
+- The palette start (--init palette): the same matching the other way round, the content recoloured to the
+  paintings' colour mean and covariance (pca). The optimiser then starts with the painting's colours and spends its
+  evaluations on strokes: a global colour shift is the lowest spatial frequency there is, the one that pixel
+  gradients move slowest (benchmarks/README.md, "The palette start").
 """
 import numpy as np
 
@@ -41,12 +45,23 @@ def _sqrtm(c):
     return (v * np.sqrt(np.maximum(e, 0))) @ v.T
 
 
-def _stats(img):
-    """(H, W, 3) -> (mean (3,), covariance (3, 3) + EPS I), in float64."""
+def _stats(img, weight=None):
+    """(H, W, 3) -> (mean (3,), covariance (3, 3) + EPS I), in float64; weight (H, W) >= 0 weighs the pixels."""
     x = img.reshape(-1, 3).astype(np.float64)
-    mu = x.mean(axis=0)
+    if weight is None:
+        mu = x.mean(axis=0)
+        d = x - mu
+        return mu, d.T @ d / len(d) + EPS * np.eye(3)
+    p = weight.reshape(-1).astype(np.float64) / weight.sum()
+    mu = p @ x
     d = x - mu
-    return mu, d.T @ d / len(d) + EPS * np.eye(3)
+    return mu, (d * p[:, None]).T @ d + EPS * np.eye(3)
+
+
+def _recolour(src, mu_s, cs, mu_t, ct, mode):
+    """src (h, w, 3) with colour statistics (mu_s, cs) mapped to (mu_t, ct), float64, not clipped."""
+    x = src.reshape(-1, 3).astype(np.float64)
+    return ((x - mu_s) @ transform(cs, ct, mode).T + mu_t).reshape(src.shape)
 
 
 def transform(cs, ct, mode="pca"):
@@ -65,11 +80,34 @@ def transform(cs, ct, mode="pca"):
 def match_histogram(src, target, mode="pca"):
     """src (h, w, 3) recoloured to target's (H, W, 3) colour mean and covariance (before the EPS): float64, not
     clipped, so the match is exact; the caller clips."""
-    mu_s, cs = _stats(src)
-    mu_t, ct = _stats(target)
-    a = transform(cs, ct, mode)
-    x = src.reshape(-1, 3).astype(np.float64)
-    return ((x - mu_s) @ a.T + mu_t).reshape(src.shape)
+    return _recolour(src, *_stats(src), *_stats(target), mode)
+
+
+def mixture(stats, weights):
+    """The mean and covariance of a blend of colour distributions [(mu, C), ...] in proportions `weights`."""
+    p = np.asarray(weights, dtype=np.float64) / np.sum(weights)
+    mu = sum(pk * m for pk, (m, _) in zip(p, stats))
+    second = sum(pk * (c + np.outer(m, m)) for pk, (m, c) in zip(p, stats))
+    return mu, second - np.outer(mu, mu)
+
+
+def palette(content, styles, blend=None, regions=None, style_masks=None):
+    """The palette start: content (H, W, 3) recoloured to the styles' colours, float32 in [0, 1].
+
+    blend: the style blend weights (None: equal); style_masks: (h, w) per style or None, where in each painting
+    to read its colours; regions: (H, W) per style or None (--mask). Without regions the content takes the blend's
+    mixture of colours; with them each pixel blends the content recoloured to each style, by the regions."""
+    blend = blend or [1.0] * len(styles)
+    stats = [_stats(s, None if style_masks is None or style_masks[k].sum() <= 0 else style_masks[k])
+             for k, s in enumerate(styles)]
+    own = _stats(content)
+    out = _recolour(content, *own, *mixture(stats, blend), "pca")
+    if regions is not None:
+        weight = [w * np.asarray(r, dtype=np.float64)[..., None] for w, r in zip(blend, regions)]
+        total = sum(weight)
+        each = sum(wk * _recolour(content, *own, *st, "pca") for wk, st in zip(weight, stats))
+        out = np.where(total > 0, each / np.maximum(total, 1e-12), out)
+    return np.clip(out, 0, 1).astype(np.float32)
 
 
 def prepare(mode, content, styles):
