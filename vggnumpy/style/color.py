@@ -11,7 +11,7 @@
 - The palette start (--init palette): the same matching the other way round, the content recoloured to the
   paintings' colour mean and covariance (pca). The optimiser then starts with the painting's colours and spends its
   evaluations on strokes: a global colour shift is the lowest spatial frequency there is, the one that pixel
-  gradients move slowest (benchmarks/README.md, "The palette start").
+  gradients move slowest (benchmarks/README.md, "The default run in half the time").
 """
 import numpy as np
 
@@ -58,10 +58,11 @@ def _stats(img, weight=None):
     return mu, (d * p[:, None]).T @ d + EPS * np.eye(3)
 
 
-def _recolour(src, mu_s, cs, mu_t, ct, mode):
-    """src (h, w, 3) with colour statistics (mu_s, cs) mapped to (mu_t, ct), float64, not clipped."""
-    x = src.reshape(-1, 3).astype(np.float64)
-    return ((x - mu_s) @ transform(cs, ct, mode).T + mu_t).reshape(src.shape)
+def _recolour(src, mu_s, cs, mu_t, ct, mode, dtype=np.float64):
+    """src (h, w, 3) with colour statistics (mu_s, cs) mapped to (mu_t, ct), in dtype, not clipped."""
+    x = src.reshape(-1, 3).astype(dtype, copy=False)
+    a = transform(cs, ct, mode).T.astype(dtype)
+    return ((x - mu_s.astype(dtype)) @ a + mu_t.astype(dtype)).reshape(src.shape)
 
 
 def transform(cs, ct, mode="pca"):
@@ -100,14 +101,14 @@ def palette(content, styles, blend=None, regions=None, style_masks=None):
     blend = blend or [1.0] * len(styles)
     stats = [_stats(s, None if style_masks is None or style_masks[k].sum() <= 0 else style_masks[k])
              for k, s in enumerate(styles)]
-    own = _stats(content)
-    out = _recolour(content, *own, *mixture(stats, blend), "pca")
+    own, f32 = _stats(content), np.float32      # the image's arrays stay float32; the 3x3 statistics are float64
+    out = _recolour(content, *own, *mixture(stats, blend), "pca", f32)
     if regions is not None:
-        weight = [w * np.asarray(r, dtype=np.float64)[..., None] for w, r in zip(blend, regions)]
+        weight = [f32(w) * np.asarray(r, dtype=f32)[..., None] for w, r in zip(blend, regions)]
         total = sum(weight)
-        each = sum(wk * _recolour(content, *own, *st, "pca") for wk, st in zip(weight, stats))
-        out = np.where(total > 0, each / np.maximum(total, 1e-12), out)
-    return np.clip(out, 0, 1).astype(np.float32)
+        each = sum(wk * _recolour(content, *own, *st, "pca", f32) for wk, st in zip(weight, stats))
+        out = np.where(total > 0, each / np.maximum(total, f32(1e-12)), out)
+    return np.clip(out, 0, 1, out=out).astype(f32, copy=False)
 
 
 def prepare(mode, content, styles):
