@@ -1,4 +1,5 @@
-"""Layer kernels as forward/backward pairs (convolution, ReLU, pooling) beside their loop references; engine.Engine
+"""Layer kernels as forward/backward pairs (convolution, ReLU, pooling; for the feed-forward network: reflection
+padding, instance normalisation, nearest upsampling) beside their loop references; engine.Engine
 holds their state (threads, derived weights, a forced convolution way). output_size is the one rule for the
 output size of a window, shared by conv and pool here, the GPU kernels and the layer tables (arch)."""
 
