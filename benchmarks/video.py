@@ -4,6 +4,7 @@ independent frames (--temporal-weight 0) on the same clip.
     pip install -e ".[bench,video]"
     python benchmarks/video.py                                 # the 24-frame pan over tubingen.jpg at 256 px
     python benchmarks/video.py --frames 8 -- --temporal-weight 3e4     # options after -- go to both runs
+    python benchmarks/video.py --model starry_night           # a style network: --blend 0.5 against --blend 0
 
 Warping error (Lai et al. 2018, "Learning Blind Video Temporal Consistency"): E_warp = mean over t of
 sum_p M(p) |O_{t-1}(p) - warp(O_t)(p)|^2 / sum_p M(p), with the flow from input frame t-1 to input frame t (OpenCV
@@ -33,8 +34,10 @@ STYLE = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "images",
 
 
 def style_clip(clip, style, out, extra):
-    """`vggnumpy video` in a fresh process, as a user runs it; returns wall seconds."""
-    cmd = [sys.executable, "-m", "vggnumpy", "video", clip, style, "-o", out, "--no-progress", *extra]
+    """`vggnumpy video` in a fresh process, as a user runs it (no style image with --model); returns wall
+    seconds."""
+    cmd = [sys.executable, "-m", "vggnumpy", "video", clip, *([] if "--model" in extra else [style]), "-o", out,
+           "--no-progress", *extra]
     t = time.perf_counter()
     subprocess.run(cmd, check=True)
     return time.perf_counter() - t
@@ -86,6 +89,8 @@ def main(argv=None):
     p.add_argument("--style", default=STYLE)
     p.add_argument("--image", default=clips.TUBINGEN)
     p.add_argument("--out", help="keep the clip and the styled frames here (default: a temporary folder)")
+    p.add_argument("--model", help="a style network (vggnumpy video --model): compare its flow-guided blend with "
+                   "its independent frames (--blend 0)")
     p.add_argument("extra", nargs="*", help="options for both runs, after --")
     a = p.parse_args(argv)
     from quality import Judge
@@ -100,12 +105,15 @@ def main(argv=None):
     inputs = [f.astype(np.float32) / 255 for f in decoded]
     input_paths = [videoio.frame_name(input_dir, i + 1) for i in range(len(decoded))]
     runs = [("ours (temporal)", a.extra), ("independent frames", a.extra + ["--temporal-weight", "0"])]
+    if a.model:
+        net = ["--model", a.model, *a.extra]
+        runs = [("network, flow-guided blend", net), ("network, independent frames", net + ["--blend", "0"])]
     judge, rows = Judge(), []
-    for name, extra in runs:
-        folder = os.path.join(work, "ours" if "temporal)" in name else "independent")
+    for k, (name, extra) in enumerate(runs):
+        folder = os.path.join(work, "ours" if k == 0 else "independent")
         wall = style_clip(clip, a.style, folder, ["-s", str(a.size), *extra])
         rows.append(measure(name, folder, inputs, input_paths, a.style, judge))
-        print(f"{name}: {wall:.0f} s in all", flush=True)
+        print(f"{name}: {wall:.1f} s in all (the whole command)", flush=True)
     print(f"clip: {a.frames} frames of a pan and zoom over {os.path.basename(a.image)} at {a.size} px; style "
           f"{os.path.basename(a.style)}; options {' '.join(a.extra) or '(defaults)'}; frames in {work}")
     print(table(rows))

@@ -12,7 +12,7 @@ PACKAGE = os.path.join(ROOT, "vggnumpy")
 # The order of the layers, lowest first: a module may import its own layer and those before it, never one after.
 # video and batch share a layer and may not import each other. The root package and __main__ sit above all.
 LAYERS = [("files",), ("nn",), ("weights",), ("style",), ("optim",), ("learn",), ("config",), ("run",),
-          ("video", "batch"), ("cli",)]
+          ("feedforward",), ("video", "batch"), ("cli",)]
 RANK = {name: k for k, names in enumerate(LAYERS) for name in names}
 MAX_TOP_ENTRIES = 16            # files and folders at the top of vggnumpy/
 MAX_KERNEL_MODULES = 8          # vggnumpy modules that `import vggnumpy.nn.kernels.conv` loads

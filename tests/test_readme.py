@@ -24,3 +24,9 @@ def test_the_video_options_table_is_made_from_the_job_description():
     from vggnumpy import config
     table = options_table(config.VideoOptions)
     assert table in _readme(), "README's video options table is stale; replace it with:\n" + table
+
+
+def test_the_training_options_table_is_made_from_the_job_description():
+    from vggnumpy import config
+    table = options_table(config.TrainOptions)
+    assert table in _readme(), "README's training options table is stale; replace it with:\n" + table

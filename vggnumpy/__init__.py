@@ -1,14 +1,15 @@
 """vggnumpy: neural style transfer with a hand-written VGG in NumPy (and CuPy), optimised by L-BFGS.
 
 The package is layered; each layer imports only those before it (tests/test_layers.py checks it):
-files < nn < weights < style < optim < learn < config < run < video, batch < cli. `import vggnumpy` loads
-nothing else: stylize, Result, stylize_video and VideoResult are loaded on first use (PEP 562).
+files < nn < weights < style < optim < learn < config < run < feedforward < video, batch < cli.
+`import vggnumpy` loads nothing else: stylize, Result, stylize_video, VideoResult, fast and train are loaded on
+first use (PEP 562).
 """
 __version__ = "0.1.0"
-__all__ = ["stylize", "Result", "stylize_video", "VideoResult", "__version__"]
+__all__ = ["stylize", "Result", "stylize_video", "VideoResult", "fast", "train", "__version__"]
 
 _LAZY = {"stylize": "run.pipeline", "Result": "run.pipeline", "stylize_video": "video.clip",
-         "VideoResult": "video.clip"}
+         "VideoResult": "video.clip", "fast": "feedforward.fast", "train": "feedforward.train"}
 
 
 def __getattr__(name):

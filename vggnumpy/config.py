@@ -27,6 +27,9 @@ NETWORK_DEFAULTS = {
 }
 
 
+ABOVE_LO = ("style_scale", "learning_rate", "width")     # options whose lower bound is excluded
+
+
 class OptionError(ValueError):
     """An option with a value that cannot be used; the message names the option and the allowed values."""
 
@@ -167,6 +170,67 @@ class VideoOptions:
                      0.001, 1000.0)
     frames: int = opt(None, ["--frames"], "style only the first N frames", "video", "int", 1, MAX_ITERATIONS,
                       metavar="N", shown="all")
+    model: str = opt(None, ["--model"], "paint each frame in one forward pass of this style network (a shipped "
+                     "one's name, see vggnumpy fast --list, or a file made by vggnumpy train) instead of optimising "
+                     "it; give no STYLE then", "video", "path", metavar="MODEL", shown="none: optimise each frame")
+    blend: float = opt(0.5, ["--blend"], "with --model: blend each painted frame with the previous output warped by "
+                       "the optical flow, by this weight where the flow is consistent (0: independent frames)",
+                       "video", "float", 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """The options of `vggnumpy train`: a feed-forward network for one painting (Johnson et al. 2016)."""
+    size: int = opt(256, ["-s", "--size"], "side of the square crops the network trains on, in pixels",
+                    "training", "int", 32, 2048)
+    photo_size: int = opt(512, ["--photo-size"], "longest side the photos are seen at, on average (each crop "
+                          "takes a random scale from 0.75x to 1.5x of it): the size the network will paint best at",
+                          "training", "int", 32, 8192)
+    style_size: int = opt(512, ["--style-size"], "longest side of the painting when its Gram matrices are taken",
+                          "training", "int", 32, MAX_STYLE_SIZE)
+    batch_size: int = opt(2, ["--batch-size"], "crops per step", "training", "int", 1, 256)
+    iterations: int = opt(1800, ["-n", "--iterations"], "Adam steps in all (a rerun with more goes on from the "
+                          "checkpoint)", "training", "int", 1, MAX_ITERATIONS)
+    width: float = opt(0.5, ["--width"], "channel multiplier of the network: 1 = Johnson's 32/64/128 channels, "
+                       "0.5 = 16/32/64", "training", "float", 0.0, 4.0)
+    learning_rate: float = opt(1e-3, ["--learning-rate"], "Adam step size", "training", "float", 0.0, 1.0)
+    checkpoint_every: int = opt(50, ["--checkpoint-every"], "write the model file, with the optimiser's state, "
+                                "every N steps (and on Ctrl-C)", "training", "int", 1, MAX_ITERATIONS,
+                                metavar="N")
+    seed: int = opt(0, ["--seed"], "random seed of the initial weights and of the crops", "training", "int", 0,
+                    2 ** 32 - 1)
+    content_weight: float = opt(1.0, ["--content-weight"], "content loss weight", "objective", "float", 0.0, 1e12)
+    style_weight: float = opt(100.0, ["--style-weight"], "style loss weight", "objective", "float", 0.0, 1e12)
+    tv_weight: float = opt(10.0, ["--tv-weight"], "total-variation smoothing weight", "objective", "float", 0.0,
+                           1e12)
+    content_layers: tuple = opt(None, ["--content-layers"], "content layers, by the paper's names", "objective",
+                                "names", metavar="L1,...", shown="relu4_2 (VGG)")
+    style_layers: tuple = opt(None, ["--style-layers"], "style layers, by the paper's names", "objective",
+                              "names", metavar="L1,...", shown="relu1_1,relu2_1,relu3_1,relu4_1,relu5_1 (VGG)")
+    pooling: str = opt("avg", ["--pooling"], "pooling in the loss network", "objective", choices=("max", "avg"))
+    trace: str = opt(None, ["--trace"], "write the loss of every term at each step as JSON", "output and progress",
+                     "path", metavar="FILE.json")
+    plot: str = opt(None, ["--plot"], "draw the loss curve of each term (needs matplotlib)", "output and progress",
+                    "path", metavar="FILE.png")
+    progress: bool = opt(True, ["--no-progress"], "hide the progress bar", "output and progress", "noflag")
+    weights: str = opt(None, ["--weights"], "our HDF5 weights file of the loss network", "network", "path",
+                       shown="as for style: a pretrained VGG-19, else the pretrained VGG16, else an UNTRAINED VGG-19")
+    device: str = opt("auto", ["--device"], "where to compute (auto: the GPU when CuPy finds one)", "network",
+                      choices=("auto", "cpu", "gpu"))
+
+
+def make_train(**kwargs):
+    """Checked TrainOptions from keyword arguments; an unknown keyword is an OptionError naming it."""
+    names = {f.name for f in fields(TrainOptions)}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        raise OptionError(f"unknown training option(s) {', '.join(unknown)}; they are {', '.join(sorted(names))}")
+    t = TrainOptions(**{f.name: check_field(f, kwargs.get(f.name, f.default)) for f in fields(TrainOptions)})
+    for name, ext in (("trace", ".json"), ("plot", ".png")):
+        path = getattr(t, name)
+        if path is not None and os.path.splitext(path)[1].lower() != ext:
+            raise OptionError(f"--{name} {path}: the file name must end in {ext}")
+    return t
 
 
 def fields(cls=None):
@@ -203,7 +267,7 @@ def _number(f, v):
         raise OptionError(f"{name} {v!r}: expected a whole number")
     if not meta["lo"] <= v <= meta["hi"]:
         raise OptionError(f"{name} {v:g}: must be from {meta['lo']:g} to {meta['hi']:g}")
-    if v == meta["lo"] and f.name in ("style_scale", "learning_rate"):
+    if v == meta["lo"] and f.name in ABOVE_LO:
         raise OptionError(f"{name} {v:g}: must be above {meta['lo']:g}")
     return int(v) if "int" in meta["kind"] else float(v)
 

@@ -67,13 +67,14 @@ def build_parser():
     v = sub.add_parser("video", help="paint every frame of a video (or a folder of numbered images) in the style of "
                        "STYLE, each frame held to the last by optical flow; rerun the same command to resume")
     v.add_argument("input", help="the video (any format PyAV reads) or a folder of numbered images")
-    v.add_argument("styles", nargs="+", metavar="style", help="one or more paintings")
+    v.add_argument("styles", nargs="*", metavar="style", help="one or more paintings (none with --model)")
     v.add_argument("-o", "--output", default="out.mp4", help="output video (.mp4, .mov, .mkv, .avi) or a "
                    "folder for numbered PNG frames (default out.mp4)")
     add_style_options(v, config.VideoOptions)
     add_style_options(v)
     v.set_defaults(func=cmd_video)
-    from . import batch as batch_cli, explain as explain_cli, weights as weights_cli
+    from . import batch as batch_cli, explain as explain_cli, fast as fast_cli, weights as weights_cli
+    fast_cli.add_parsers(sub)
     batch_cli.add_parser(sub)
     weights_cli.add_parser(sub)
     explain_cli.add_parser(sub)

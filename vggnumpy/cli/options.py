@@ -103,7 +103,7 @@ def options_table(cls=None):
         meaning = m["help"] + (f"; one of {', '.join(m['choices'])}" if m["choices"] else "")
         if m["lo"] is not None:
             num = (lambda v: str(int(v))) if "int" in m["kind"] else (lambda v: f"{v:g}")
-            above = f.name in ("style_scale", "learning_rate")
+            above = f.name in config.ABOVE_LO
             meaning += f"; {'above' if above else 'from'} {num(m['lo'])} {'up ' if above else ''}to {num(m['hi'])}"
         rows.append(f"| `{flags}` | {d} | {meaning} |")
     return "\n".join(rows)

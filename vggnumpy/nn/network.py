@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import arch as archmod
-from .kernels import conv as np_conv, pool as np_pool, relu as np_relu
+from .kernels import conv as np_conv, convgrad as np_convgrad, pool as np_pool, relu as np_relu
 from .kernels.engine import Engine
 
 
@@ -121,7 +121,8 @@ def cpu_kernels(engine):
     """The NumPy kernels with `engine` bound, in the interface gpu.kernels.build gives the GPU's."""
     return dict(conv=SimpleNamespace(forward=partial(np_conv.forward, engine=engine),
                                      forward_relu=partial(np_conv.forward_relu, engine=engine),
-                                     backward=partial(np_conv.backward, engine=engine)),
+                                     backward=partial(np_conv.backward, engine=engine),
+                                     weights=np_convgrad.weights),
                 pool=SimpleNamespace(forward=partial(np_pool.forward, engine=engine),
                                      backward=partial(np_pool.backward, engine=engine)),
                 relu=np_relu)

@@ -19,3 +19,18 @@ def preprocess_backward(dx, cache):
     order, gain = cache
     dimg = dx[0] * gain
     return dimg[np.argsort(order)]
+
+
+def preprocess_batch(x, weights):
+    """x (N, 3, H, W) RGB in [0, 1] -> (N, 3, H, W) in the network's convention, as preprocess_forward per image."""
+    xp = xp_of(x)
+    order = [0, 1, 2] if weights.channel_order == "RGB" else [2, 1, 0]
+    mean = xp.asarray(weights.mean, dtype=x.dtype).reshape(1, 3, 1, 1)
+    gain = xp.asarray([weights.pixel_scale / s for s in weights.std], dtype=x.dtype).reshape(1, 3, 1, 1)
+    return (x[:, order] - mean / weights.pixel_scale) * gain, (order, gain)
+
+
+def preprocess_batch_backward(dx, cache):
+    """(N, 3, H, W) -> (N, 3, H, W): undo the gain, then the channel order."""
+    order, gain = cache
+    return (dx * gain)[:, np.argsort(order)]

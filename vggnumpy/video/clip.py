@@ -292,7 +292,11 @@ def stylize_video(source, styles, output="out.mp4", *, log=None, stop=None, on_f
     """
     log = log or stderr
     styles = tuple(styles) if isinstance(styles, (list, tuple)) else (styles,)
+    if options.get("model") is not None:
+        return _with_model(source, styles, output, log, stop, options)
     o, v, loaded = _split_options(dict(options))
+    if not styles:
+        raise config.OptionError("give at least one style image, or a style network with --model")
     src = videoio.open_frames(os.fspath(source), fps=Fraction(v.fps).limit_denominator(100000))  # every frame checked
     folder = check_video(os.fspath(source), styles, os.fspath(output), o)
     backends.select(o.device, log=lambda m: None)          # a missing GPU is refused before the weights are read
@@ -326,6 +330,27 @@ def stylize_video(source, styles, output="out.mp4", *, log=None, stop=None, on_f
         _remove_frames(result.frames, folder)
         log(f"vggnumpy: wrote {output} ({total} frames at {src.fps} fps)")
     return result
+
+
+MODEL_OPTIONS = ("size", "device", "original_colors", "color_transfer", "progress")   # what --model frames use
+
+
+def _with_model(source, styles, output, log, stop, options):
+    """stylize_video with --model: fastclip's forward passes; the optimisation's options are refused."""
+    from .fastclip import stylize_video_fast
+    names = {f.name for f in config.fields(config.VideoOptions)}
+    v = config.make_video(**{k: options.pop(k) for k in list(options) if k in names})
+    if styles:
+        raise config.OptionError(f"--model {v.model} paints in its own style; give no STYLE images with it "
+                                 f"(got {', '.join(map(str, styles))})")
+    unused = sorted(k for k in options if k not in MODEL_OPTIONS)
+    if unused:
+        flags = ", ".join(config.flag(f) for f in config.fields() if f.name in unused) or ", ".join(unused)
+        raise config.OptionError(f"{flags}: optimisation option(s) that do not apply to --model; leave them out")
+    o = config.make(**options)
+    return stylize_video_fast(source, v.model, output, v=v, size=o.size, device=o.device, blend_weight=v.blend,
+                              original_colors=o.original_colors, color_transfer=o.color_transfer,
+                              progress=o.progress, log=log, stop=stop)
 
 
 def _remove_frames(frames, folder):

@@ -137,6 +137,30 @@ def conv_backward(cp, dout, cache):
     return dx
 
 
+def conv_weights(cp, dout, x, kshape, stride=1, pad=0):
+    """dout (N, O, Ho, Wo), x (N, C, H, W) the convolution's input -> dw (O, C, KH, KW), db (O,): the same
+    im2col bands as the forward pass, then dW += dout_band @ cols^T (cuBLAS); what training a network needs."""
+    x, dout = _f32(cp, x, "conv weights"), _f32(cp, dout, "conv weights")
+    o, c, kh, kw = kshape
+    n, _, h, wd = x.shape
+    _, _, ho, wo = dout.shape
+    k_rows = c * kh * kw
+    rows = _bands(k_rows, ho, wo)
+    cols = cp.empty(k_rows * rows * wo, dtype=cp.float32)
+    dw = cp.zeros((o, k_rows), dtype=cp.float32)                                # (O, C*KH*KW)
+    im2col = _fn(cp, "conv.cu", "im2col_rows")
+    for i in range(n):
+        d = dout[i].reshape(o, ho * wo)
+        for r0 in range(0, ho, rows):
+            r1 = min(r0 + rows, ho)
+            colv = cols[:k_rows * (r1 - r0) * wo].reshape(k_rows, (r1 - r0) * wo)
+            _launch(im2col, c * (r1 - r0) * wo,
+                    (x[i], colv, i32(c), i32(h), i32(wd), i32(kh), i32(kw), i32(stride), i32(pad), i32(wo),
+                     i32(r0), i32(r1 - r0)))
+            dw += cp.matmul(d[:, r0 * wo:r1 * wo], colv.T)
+    return dw.reshape(o, c, kh, kw), dout.sum(axis=(0, 2, 3))
+
+
 # ---------------------------------------------------------------- pooling
 
 def pool_forward(cp, x, k=2, stride=2, pad=0, ceil=False, mode="max"):
@@ -196,7 +220,8 @@ def relu_backward(cp, dout, cache):
 def build(cp):
     """The kernels on CuPy module `cp`, in the interface Network(kernels=...) takes: dict(conv=, pool=, relu=)."""
     bind = lambda **fns: SimpleNamespace(**{k: partial(f, cp) for k, f in fns.items()})
-    return dict(conv=bind(forward=conv_forward, forward_relu=conv_forward_relu, backward=conv_backward),
+    return dict(conv=bind(forward=conv_forward, forward_relu=conv_forward_relu, backward=conv_backward,
+                           weights=conv_weights),
                 pool=bind(forward=pool_forward, backward=pool_backward),
                 relu=bind(forward=relu_forward, backward=relu_backward))
 

@@ -47,6 +47,10 @@ class Engine:
             pass
         return val
 
+    def forget(self):
+        """Drop the derived weights: for a caller that changes its kernels in place (training, tests)."""
+        self._derived.clear()
+
     def close(self):
         """Stop the thread pool and drop the derived weights; the engine stays usable (both come back on use)."""
         self._threads.close()

@@ -3,6 +3,8 @@
 variance over H*W. backward uses the closed form dx = inv * (g - mean(g) - xhat * mean(g * xhat)), g = gamma*dout."""
 import numpy as np
 
+from ..backend import xp_of
+
 AXES = (2, 3)
 
 
@@ -11,7 +13,7 @@ def forward(x, gamma, beta, eps=1e-5):
     mu = x.mean(axis=AXES, keepdims=True)                       # (N, C, 1, 1)
     xc = x - mu
     var = (xc * xc).mean(axis=AXES, keepdims=True)              # (N, C, 1, 1), biased
-    inv = 1 / np.sqrt(var + x.dtype.type(eps))
+    inv = 1 / xp_of(x).sqrt(var + x.dtype.type(eps))
     xhat = xc * inv                                             # (N, C, H, W)
     out = xhat * gamma[:, None, None] + beta[:, None, None]
     return out, (xhat, inv, gamma)

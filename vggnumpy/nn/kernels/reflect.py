@@ -2,17 +2,29 @@
 repeating its edge row or column. backward folds each padded border's gradient back into the pixels it mirrors."""
 import numpy as np
 
+from ..backend import xp_of
+
 
 def _check(h, w, p):
     if p < 0 or p >= h or p >= w:
         raise ValueError(f"reflect: padding {p} needs 0 <= p < H and p < W, but the input is {h}x{w} (HxW)")
 
 
+def _mirror_last(x, p):
+    """(..., L) -> (..., L + 2p): col j < p shows col p - j, col p + L + k shows col L - 2 - k."""
+    if p == 0:
+        return x
+    n = x.shape[-1]
+    xp = xp_of(x)
+    return xp.concatenate([x[..., 1:p + 1][..., ::-1], x, x[..., n - 1 - p:n - 1][..., ::-1]], axis=-1)
+
+
 def forward(x, p):
-    """x (N, C, H, W) -> out (N, C, H + 2p, W + 2p)."""
+    """x (N, C, H, W) -> out (N, C, H + 2p, W + 2p). Slices and concatenation only: NumPy and CuPy alike."""
     _check(x.shape[2], x.shape[3], p)
-    out = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode="reflect")
-    return out, (x.shape, p)
+    rows = _mirror_last(x.swapaxes(2, 3), p).swapaxes(2, 3)    # (N, C, H + 2p, W)
+    out = _mirror_last(rows, p)
+    return (out if p else out.copy()), (x.shape, p)
 
 
 def _fold_last(g, p):
@@ -29,7 +41,7 @@ def backward(dout, cache):
     _, p = cache
     cols = _fold_last(dout, p)                                 # (N, C, H + 2p, W)
     rows = _fold_last(cols.swapaxes(2, 3), p)                  # (N, C, W, H)
-    return np.ascontiguousarray(rows.swapaxes(2, 3))
+    return xp_of(rows).ascontiguousarray(rows.swapaxes(2, 3))
 
 
 def _source(i, size, p):
