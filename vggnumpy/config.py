@@ -189,7 +189,7 @@ class TrainOptions:
     style_size: int = opt(512, ["--style-size"], "longest side of the painting when its Gram matrices are taken",
                           "training", "int", 32, MAX_STYLE_SIZE)
     batch_size: int = opt(2, ["--batch-size"], "crops per step", "training", "int", 1, 256)
-    iterations: int = opt(1800, ["-n", "--iterations"], "Adam steps in all (a rerun with more goes on from the "
+    iterations: int = opt(1500, ["-n", "--iterations"], "Adam steps in all (a rerun with more goes on from the "
                           "checkpoint)", "training", "int", 1, MAX_ITERATIONS)
     width: float = opt(0.5, ["--width"], "channel multiplier of the network: 1 = Johnson's 32/64/128 channels, "
                        "0.5 = 16/32/64", "training", "float", 0.0, 4.0)
@@ -199,12 +199,13 @@ class TrainOptions:
                                 metavar="N")
     seed: int = opt(0, ["--seed"], "random seed of the initial weights and of the crops", "training", "int", 0,
                     2 ** 32 - 1)
-    content_weight: float = opt(1.0, ["--content-weight"], "content loss weight", "objective", "float", 0.0, 1e12)
+    content_weight: float = opt(3.0, ["--content-weight"], "content loss weight", "objective", "float", 0.0, 1e12)
     style_weight: float = opt(100.0, ["--style-weight"], "style loss weight", "objective", "float", 0.0, 1e12)
     tv_weight: float = opt(10.0, ["--tv-weight"], "total-variation smoothing weight", "objective", "float", 0.0,
                            1e12)
-    content_layers: tuple = opt(None, ["--content-layers"], "content layers, by the paper's names", "objective",
-                                "names", metavar="L1,...", shown="relu4_2 (VGG)")
+    content_layers: tuple = opt(None, ["--content-layers"], "content layers, by the paper's names: a shallow one "
+                                "keeps the photo's edges, a deep one its objects", "objective", "names",
+                                metavar="L1,...", shown="relu2_2,relu4_2 (VGG)")
     style_layers: tuple = opt(None, ["--style-layers"], "style layers, by the paper's names", "objective",
                               "names", metavar="L1,...", shown="relu1_1,relu2_1,relu3_1,relu4_1,relu5_1 (VGG)")
     pooling: str = opt("avg", ["--pooling"], "pooling in the loss network", "objective", choices=("max", "avg"))

@@ -57,10 +57,15 @@ def check(style, photos, output, o):
             raise config.OptionError(str(e)) from None
 
 
+CONTENT_LAYERS = ("relu2_2", "relu4_2")    # the default content layers where the loss network has them (VGG)
+
+
 def layer_shares(net, o):
-    """({content layer: share}, {style layer: share}) with the loss network's default layers where not given."""
+    """({content layer: share}, {style layer: share}): the options' layers, else CONTENT_LAYERS (a shallow layer
+    for the edges, a deep one for the objects) and the loss network's default style layers."""
     defaults = archmod.DEFAULT_LAYERS.get(net.arch, archmod.DEFAULT_LAYERS["vgg19"])
-    content = list(o.content_layers or defaults["content"])
+    names = archmod.layer_names(net.arch)
+    content = list(o.content_layers or (CONTENT_LAYERS if set(CONTENT_LAYERS) <= set(names) else defaults["content"]))
     style = list(o.style_layers or defaults["style"])
     net._deepest(content + style)                       # a clear error for an unknown layer name
     return {n: 1.0 / len(content) for n in content}, {n: 1.0 / len(style) for n in style}
