@@ -54,8 +54,8 @@ class Options:
                              "float", 0.0, 64.0)
     style_blend_weights: tuple = opt(None, ["--style-blend-weights"], "blend of several styles, normalised to sum 1",
                                      "images", "floats", 0.0, 1e6, metavar="W1,W2,...", shown="equal")
-    original_colors: bool = opt(False, ["--original-colors"], "keep the content's colours: transfer luminance only "
-                                "(YIQ)", "images", "flag")
+    original_colors: bool = opt(False, ["--original-colors"], "keep the content's colours: the result's luminance with "
+                                "the content's chroma (YIQ)", "images", "flag")
     masks: tuple = opt(None, ["--mask"], "the region of the output each style image paints: a greyscale image, "
                        "white = this style; give it once per style image, in the same order (Gatys et al. 2017)",
                        "spatial and colour control", "paths", metavar="FILE", shown="none: the styles blend "
