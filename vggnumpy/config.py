@@ -199,7 +199,7 @@ class TrainOptions:
                                 metavar="N")
     seed: int = opt(0, ["--seed"], "random seed of the initial weights and of the crops", "training", "int", 0,
                     2 ** 32 - 1)
-    content_weight: float = opt(3.0, ["--content-weight"], "content loss weight", "objective", "float", 0.0, 1e12)
+    content_weight: float = opt(10.0, ["--content-weight"], "content loss weight", "objective", "float", 0.0, 1e12)
     style_weight: float = opt(100.0, ["--style-weight"], "style loss weight", "objective", "float", 0.0, 1e12)
     tv_weight: float = opt(10.0, ["--tv-weight"], "total-variation smoothing weight", "objective", "float", 0.0,
                            1e12)
