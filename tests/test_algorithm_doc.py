@@ -13,7 +13,7 @@ from conftest import ROOT, rel_error
 from vggnumpy.learn import gradcheck
 from vggnumpy.nn import preprocess
 from vggnumpy.style import losses, objective
-from vggnumpy.nn.kernels import conv, pool, relu
+from vggnumpy.nn.kernels import conv, convgrad, pool, relu
 
 DOC = os.path.join(ROOT, "docs", "algorithm.md")
 
@@ -26,6 +26,8 @@ BACKWARDS = {
     "tv": (losses, "tv_backward"),
     "temporal": (losses, "temporal_backward"),
     "conv": (conv, "backward"),
+    "convweights": (convgrad, "_taps_s1"),
+    "transformer": (convgrad, "_taps_s1"),
     "relu": (relu, "backward"),
     "maxpool": (pool, "backward"),
     "avgpool": (pool, "backward"),

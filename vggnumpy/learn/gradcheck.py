@@ -16,7 +16,7 @@ from ..files.log import stderr
 from ..style import losses, objective, terms
 from ..nn.arch import DEFAULT_LAYERS
 from ..nn import preprocess
-from ..nn.kernels import conv, pool, relu
+from ..nn.kernels import conv, convgrad, pool, relu
 from ..nn.network import Network
 from ..weights.file import CAFFE, Weights, random_weights
 
@@ -156,6 +156,31 @@ def _conv(rng):
                    "kernels.conv.forward(stride 1, pad 1), kernels.conv.backward", w=w)
 
 
+def _convweights(rng):
+    """The weight gradient of a 3x3, stride 1, pad 1 convolution, 5 -> 4 channels (kernels.convgrad: one GEMM per
+    tap over the flattened input rows), what training a network needs and style transfer never does."""
+    x, b = rng.standard_normal((2, 5, 7, 6)), rng.standard_normal(4)
+    w = rng.standard_normal((4, 5, 3, 3))
+    r = rng.standard_normal(conv.forward(x, w, b, 1, 1)[0].shape)
+    dw, _ = convgrad.weights(r, x, w.shape, 1, 1)
+    return Case(lambda z: float(np.sum(conv.forward(x, z, b, 1, 1)[0] * r)), w, dw,
+                "kernels.convgrad.weights (stride 1, pad 1)", _shapes(x=x, w=w))
+
+
+def _transformer(rng):
+    """The weight gradient of res3_1.w, deep inside the style network (Johnson et al. 2016) at width 0.125:
+    through instance norms, ReLUs, the residual connections, the upsamplings and the bounded output."""
+    from ..nn import transformer
+    params = {k: v.astype(np.float64) for k, v in transformer.init_params(0.125, seed=1).items()}
+    net = transformer.Transformer(params, threads=1)
+    x = rng.random((1, 3, 16, 12))
+    r = rng.standard_normal(x.shape)
+    grads, _ = net.backward(r, net.forward(x)[1])
+    w = params["res3_1.w"]
+    return Case(lambda z: float(np.sum(net.forward(x)[0] * r)), w, grads["res3_1.w"],
+                "nn.transformer.Transformer.backward (res3_1.w)", _shapes(x=x, w=w))
+
+
 def _relu(rng):
     x = rng.standard_normal((1, 3, 7, 6))
     x[np.abs(x) < 1e-2] = 0.5                                     # the kink at 0 ten steps away or more
@@ -222,6 +247,8 @@ CHECKS = {
     "tv": Check(_tv, 1e-3, 1e-6, "total variation (Mahendran & Vedaldi 2015, beta = 2)"),
     "temporal": Check(_temporal, 1e-3, 1e-6, "Ruder et al. 2016, eq. (7)"),
     "conv": Check(_conv, 1e-3, 1e-6, "convolution layer"),
+    "convweights": Check(_convweights, 1e-3, 1e-6, "convolution layer, weight gradient"),
+    "transformer": Check(_transformer, 1e-5, 1e-5, "the style network of Johnson et al. 2016, width 0.125"),
     "relu": Check(_relu, 1e-3, 1e-6, "ReLU layer"),
     "maxpool": Check(functools.partial(_pool, "max"), 1e-3, 1e-6, "max-pooling layer"),
     "avgpool": Check(functools.partial(_pool, "avg"), 1e-3, 1e-6, "average-pooling layer"),
