@@ -4,6 +4,7 @@
     python benchmarks/quality.py                          # our default run on the three published pairs
     python benchmarks/quality.py --pairs tubingen_starry  # one pair
     python benchmarks/quality.py --score OUT.png CONTENT STYLE   # score any image
+    python benchmarks/quality.py --model starry_night             # a style network on the held-out photos
 
 Neither we nor the peers optimise this judge:
 - style match = 1 - d(output, style) / d(content, style), where d is the Euclidean distance between the 100-d
@@ -106,8 +107,42 @@ def our_run(content, style, out, extra=()):
     return time.perf_counter() - t
 
 
+# The photos the shipped style networks never trained on (benchmarks/training_photos.py), and the painting each
+# network was trained for; the published feed-forward scores are ../shared/notes/feedforward.md's (jcjohnson's
+# models on chicago.jpg, our judge).
+HELD_OUT = ("content/tubingen.jpg", "content/golden_gate.jpg")
+NETWORKS = {"starry_night": ("style/starry_night.jpg", (0.643, 0.513)),
+            "the_scream": ("style/the_scream.jpg", (0.632, 0.538))}
+
+
+def our_fast(model, content, out, size):
+    """`vggnumpy fast` as a user runs it (a fresh process); returns wall seconds."""
+    cmd = [sys.executable, "-m", "vggnumpy.cli.main", "fast", model, content, "-o", out, "-s", str(size),
+           "--device", "cpu"]
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - t
+
+
+def network_table(judge, model, folder, size):
+    """Rows for one style network: each held-out photo painted by it, and what its painting's target is."""
+    style_rel, (pub_style, pub_ssim) = NETWORKS[os.path.splitext(os.path.basename(model))[0]]
+    s = os.path.join(SHARED, "images", style_rel)
+    rows = []
+    for rel in HELD_OUT:
+        c = os.path.join(SHARED, "images", rel)
+        out = os.path.join(folder, f"{os.path.splitext(os.path.basename(rel))[0]}_{os.path.basename(model)}.png")
+        secs = our_fast(model, c, out, size)
+        rows.append((os.path.basename(rel), f"vggnumpy fast {model}", *judge.score(out, c, s), f"{secs:.1f}"))
+    rows.append(("chicago.jpg (his)", "jcjohnson fast-neural-style (published)", pub_style, pub_ssim, "-"))
+    return rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default=None, help="a style network (starry_night, the_scream, or a file named after "
+                   "one): paint the held-out photos with vggnumpy fast and score them")
+    p.add_argument("--size", type=int, default=512, help="with --model: the output's longest side (default 512)")
     p.add_argument("--pairs", nargs="+", choices=list(PAIRS), default=list(PAIRS))
     p.add_argument("--score", nargs=3, metavar=("IMAGE", "CONTENT", "STYLE"), help="score one image and exit")
     p.add_argument("--keep", default=None, help="folder to keep our outputs in (default: a temporary one)")
@@ -120,8 +155,8 @@ def main(argv=None):
         return 0
     folder = a.keep or tempfile.mkdtemp(prefix="vggnumpy-quality-")
     os.makedirs(folder, exist_ok=True)
-    rows = []
-    for name in a.pairs:
+    rows = network_table(judge, a.model, folder, a.size) if a.model else []
+    for name in [] if a.model else a.pairs:
         c, s, ref = (os.path.join(SHARED, "images", PAIRS[name][0]), os.path.join(SHARED, "images", PAIRS[name][1]),
                      os.path.join(SHARED, "reference", PAIRS[name][2]))
         out = os.path.join(folder, f"{name}.png")
