@@ -66,28 +66,53 @@ def _unit(net, u, h, stats, collect):
         h, _ = net.k["conv"].forward(h, p[f"{u.name}.w"], b, u.stride, 0)
     if u.name == collect:
         return h
+    scale = shift = None
     if u.norm:
-        if u.name in stats:
-            mean, inv = stats[u.name]
-        else:
-            mean, inv = _moments(h)
+        mean, inv = stats[u.name] if u.name in stats else _moments(h, net.engine)
         scale = inv * p[f"{u.name}.gamma"][:, None, None]                          # (1, C, 1, 1)
         shift = p[f"{u.name}.beta"][:, None, None] - mean * scale
-        h *= scale                                                                 # in place: h is this unit's
-        h += shift
-    if u.relu:
-        xp.maximum(h, 0, out=h)
+    return _affine_relu(h, scale, shift, u.relu, net.engine)
+
+
+def _channels(engine, fn, c):
+    """fn(a, b) over channel ranges: split over the CPU engine's threads (NumPy's passes release the GIL), or at
+    once on the GPU."""
+    if engine is None:
+        fn(0, c)
+    else:
+        engine.split(fn, c)
+
+
+def _affine_relu(h, scale, shift, relu, engine):
+    """h * scale + shift, then max(., 0), in place (h is the unit's own array), channel ranges in parallel."""
+    xp = xp_of(h)
+
+    def part(a, b):
+        v = h[:, a:b]
+        if scale is not None:
+            v *= scale[:, a:b]
+            v += shift[:, a:b]
+        if relu:
+            xp.maximum(v, 0, out=v)
+    _channels(engine, part, h.shape[1])
     return h
 
 
-def _moments(h):
-    """(mean, 1 / sqrt(var + eps)) per sample and channel, (N, C, 1, 1): two passes, no image-sized temporary."""
+def _moments(h, engine=None):
+    """(mean, 1 / sqrt(var + eps)) per sample and channel, (N, C, 1, 1), as instnorm.forward computes them: the
+    mean (NumPy's pairwise sum), then the variance of the centred values (no cancellation), one channel at a time
+    so the only temporary is one channel's map."""
     xp = xp_of(h)
     n, c = h.shape[:2]
-    flat = h.reshape(n * c, -1)
-    mean = flat.mean(axis=1)
-    sq = xp.einsum("ij,ij->i", flat, flat) / flat.shape[1]
-    var = xp.maximum(sq - mean * mean, 0)
+    flat = h.reshape(n, c, -1)
+    mean, var = xp.empty((n, c), dtype=h.dtype), xp.empty((n, c), dtype=h.dtype)
+
+    def part(a, b):
+        for k in range(a, b):
+            mean[:, k] = flat[:, k].mean(axis=1)
+            d = flat[:, k] - mean[:, k, None]                                      # (N, H*W)
+            var[:, k] = xp.einsum("np,np->n", d, d) / flat.shape[2]
+    _channels(engine, part, c)
     return mean.reshape(n, c, 1, 1), (1 / xp.sqrt(var + h.dtype.type(1e-5))).reshape(n, c, 1, 1)
 
 
