@@ -18,8 +18,8 @@ def add_parsers(sub):
     t.add_argument("-o", "--output", required=True, metavar="MODEL.h5", help="the model file (and checkpoint)")
     add_style_options(t, config.TrainOptions)
     t.set_defaults(func=cmd_train)
-    f = sub.add_parser("fast", help="paint photos with a style network in one forward pass (a shipped one by name: "
-                       "starry_night, the_scream; or a file made by vggnumpy train)",
+    f = sub.add_parser("fast", help="paint photos with a style network in one forward pass (a shipped one by name, "
+                       "see --list, or a file made by vggnumpy train)",
                        description="Paint each IMAGE with a style network in one forward pass. MODEL is a shipped "
                        "model's name (--list) or a file made by vggnumpy train. Images larger than half the free "
                        "memory are painted tile by tile, with exactly the same result.")
@@ -69,8 +69,11 @@ def cmd_fast(args):
     if args.list:
         if args.model or args.images:
             raise ValueError("--list names the shipped models; give it alone")
-        for name, path in modelfile.shipped().items():
+        models = modelfile.shipped()
+        for name, path in models.items():
             print(describe(name, path))
+        if not models:
+            print("no style networks are shipped in this version; make one with vggnumpy train")
         return 0
     if not args.model or not args.images:
         raise ValueError("give a MODEL (a shipped model's name, see --list, or a file made by vggnumpy train) and "
