@@ -7,6 +7,7 @@ import pytest
 
 pytest.importorskip("av")
 pytest.importorskip("cv2")
+pytestmark = pytest.mark.slow
 
 import clips                                    # benchmarks/clips.py (conftest puts benchmarks/ on the path)
 from conftest import shared_image
