@@ -10,7 +10,7 @@ from vggnumpy.feedforward import apply
 from vggnumpy.nn import transformer as T
 from vggnumpy.nn.gpu import kernels as gk
 from vggnumpy.nn.kernels import convgrad
-from vggnumpy.optim.adam import Adam
+from vggnumpy.optim.weight_adam import Adam
 
 RTOL = 1e-4              # device against NumPy, float32: relative to the largest magnitude of the reference
 

@@ -14,7 +14,7 @@ from ..files.log import stderr
 from ..files.paths import check_input, check_outputs, InputError
 from ..nn import arch as archmod, backend as backends, transformer
 from ..nn.network import Network
-from ..optim.adam import Adam
+from ..optim.weight_adam import Adam
 from . import data, model as modelfile
 from .loss import Perceptual
 
