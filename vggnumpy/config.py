@@ -220,13 +220,18 @@ class TrainOptions:
                       choices=("auto", "cpu", "gpu"))
 
 
-def make_train(**kwargs):
-    """Checked TrainOptions from keyword arguments; an unknown keyword is an OptionError naming it."""
-    names = {f.name for f in fields(TrainOptions)}
+def _checked(cls, what, kwargs):
+    """cls (an options dataclass) from keyword arguments, each checked; an unknown keyword is an OptionError."""
+    names = {f.name for f in fields(cls)}
     unknown = sorted(set(kwargs) - names)
     if unknown:
-        raise OptionError(f"unknown training option(s) {', '.join(unknown)}; they are {', '.join(sorted(names))}")
-    t = TrainOptions(**{f.name: check_field(f, kwargs.get(f.name, f.default)) for f in fields(TrainOptions)})
+        raise OptionError(f"unknown {what}option(s) {', '.join(unknown)}; they are {', '.join(sorted(names))}")
+    return cls(**{f.name: check_field(f, kwargs.get(f.name, f.default)) for f in fields(cls)})
+
+
+def make_train(**kwargs):
+    """Checked TrainOptions from keyword arguments; an unknown keyword is an OptionError naming it."""
+    t = _checked(TrainOptions, "training ", kwargs)
     for name, ext in (("trace", ".json"), ("plot", ".png")):
         path = getattr(t, name)
         if path is not None and os.path.splitext(path)[1].lower() != ext:
@@ -241,11 +246,7 @@ def fields(cls=None):
 
 def make_video(**kwargs):
     """Checked VideoOptions from keyword arguments; an unknown keyword is an OptionError naming it."""
-    names = {f.name for f in fields(VideoOptions)}
-    unknown = sorted(set(kwargs) - names)
-    if unknown:
-        raise OptionError(f"unknown video option(s) {', '.join(unknown)}; they are {', '.join(sorted(names))}")
-    v = VideoOptions(**{f.name: check_field(f, kwargs.get(f.name, f.default)) for f in fields(VideoOptions)})
+    v = _checked(VideoOptions, "video ", kwargs)
     for name in ("occlusion", "motion"):
         if len(getattr(v, name)) != 2:
             raise OptionError(f"--{name}-threshold {','.join(map(str, getattr(v, name)))}: give two numbers A,B")

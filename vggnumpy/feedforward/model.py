@@ -34,10 +34,6 @@ class Model:
     def width(self):
         return self.params["conv1.w"].shape[0] / transformer.CHANNELS[0]
 
-    @property
-    def finished(self):
-        return self.info.get("iterations_done", 0) >= self.info.get("iterations", 0)
-
 
 def save(model, path):
     """Write the model atomically (a temporary file in the same folder, then rename)."""
