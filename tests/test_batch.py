@@ -214,7 +214,7 @@ def test_ctrl_c_cancels_the_rest_keeps_the_finished_and_exits_130(wfile, tmp_pat
     out = str(tmp_path / "out")
     c = [shared_image("content", "tubingen.jpg"), shared_image("content", "golden_gate.jpg")]
     s = [shared_image("style", "starry_night.jpg"), shared_image("style", "the_scream.jpg")]
-    cmd = [sys.executable, "-m", "vggnumpy", "batch", "--contents", *c, "--styles", *s, "-s", "64", "-n", "60",
+    cmd = [sys.executable, "-m", "vggnumpy", "batch", "--contents", *c, "--styles", *s, "-s", "64", "-n", "25",
            "--scales", "1", "--weights", wfile, "-o", out, "--no-progress", where]
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
     t0 = time.time()

@@ -138,7 +138,7 @@ def test_two_styles_stay_in_their_regions(tmp_path):
     left[:, :32] = 1
     ml, mr = _save_mask(tmp_path / "l.png", left), _save_mask(tmp_path / "r.png", 1 - left)
     out = tmp_path / "out.png"
-    args = ["style", content, red, blue, "-s", "64", "--scales", "1", "-n", "40", "--style-weight", "50",
+    args = ["style", content, red, blue, "-s", "64", "--scales", "1", "-n", "10", "--style-weight", "50",
             "--no-progress", "--weights", _weights(tmp_path), "-o", str(out)]
     assert main(args + ["--mask", ml, "--mask", mr]) == 0
     img = np.asarray(Image.open(out), dtype=np.float32) / 255

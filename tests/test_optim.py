@@ -89,7 +89,7 @@ def fun(x):
     return float(np.dot(a * d, d)), 2 * a * d, {}
 x0 = np.full(n, 0.5, np.float32)
 base = memory.resident()
-for step in optim.steps(name, fun, x0, 12, memory=m):
+for step in optim.steps(name, fun, x0, 6, memory=m):   # the history (m=5) is full by step 6
     pass
 print(proc_bytes("/proc/self/status", "VmHWM") - base)    # ru_maxrss would keep the forking parent's
 """
@@ -98,7 +98,7 @@ print(proc_bytes("/proc/self/status", "VmHWM") - base)    # ru_maxrss would keep
 @pytest.mark.parametrize("name", ["lbfgs", "lbfgs-device", "adam"])
 @pytest.mark.slow
 def test_the_memory_model_bounds_each_optimiser(name):
-    """Peak resident memory of 12 iterations on 3e6 values stays within the plan's optimiser bytes plus the whole-image
+    """Peak resident memory of 6 iterations on 3e6 values stays within the plan's optimiser bytes plus the whole-image
     arrays it counts beside them (memory.py; without SCIPY_EXTRA, scipy's 470 bytes per value broke a 4096 px plan)."""
     import subprocess
     import sys
