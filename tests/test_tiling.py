@@ -187,14 +187,14 @@ sys.exit(code)
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads VmHWM from /proc")
 def test_a_run_stays_within_a_tiny_budget(tmp_path):
-    """400x300 px with --max-memory 400M: the whole image would need about 560 MiB (VmHWM of the same run with
-    4G), so the plan tiles it; the process's own peak resident memory, libraries and weights included, stays
-    within the budget (376 MiB when measured) and the image is written."""
+    """480x360 px with --max-memory 500M: the whole image would need about 730 MiB, so the plan tiles it; the
+    process's own peak resident memory, libraries and weights included, stays within the budget (467 MiB when
+    measured) and the image is written."""
     out = tmp_path / "o.png"
     p = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, "style", shared_image("content", "golden_gate.jpg"),
-                        shared_image("style", "starry_night.jpg"), "-o", str(out), "-s", "400", "--scales", "1",
-                        "-n", "1", "--no-progress", "--max-memory", "400M"], capture_output=True, text=True)
+                        shared_image("style", "starry_night.jpg"), "-o", str(out), "-s", "480", "--scales", "1",
+                        "-n", "1", "--no-progress", "--max-memory", "500M"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert "tiles of" in p.stderr and out.exists()
     peak = int(p.stderr.split("peak ")[-1].split()[0])
-    assert peak <= 400 << 20, f"peak {peak / 2 ** 20:.0f} MiB"
+    assert peak <= 500 << 20, f"peak {peak / 2 ** 20:.0f} MiB"
