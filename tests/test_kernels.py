@@ -6,9 +6,11 @@ from conftest import fd_grad, rel_error
 from vggnumpy.nn.kernels import conv, pool, relu
 from vggnumpy.nn.kernels.engine import Engine
 
-# (C, O, K, stride, pad, H, W): VGG's 3x3/1/1, NIN's 11x11/4, 5x5/1/2 and 1x1, and odd cases.
+# (C, O, K, stride, pad, H, W): VGG's 3x3/1/1, NIN's 11x11/4, 5x5/1/2 and 1x1, odd cases, and the style
+# network's 9x9/1/4 (through the FFT by default) and 3x3/2/0 on odd sizes (on the input's phases by default).
 CONV_CASES = [(3, 4, 3, 1, 1, 7, 9), (3, 5, 11, 4, 0, 27, 23), (4, 3, 5, 1, 2, 8, 6), (4, 6, 1, 1, 0, 5, 5),
-              (2, 3, 3, 2, 1, 9, 8), (2, 2, 3, 1, 0, 6, 7), (3, 2, 3, 1, 3, 4, 5), (5, 4, 2, 2, 0, 6, 6)]
+              (2, 3, 3, 2, 1, 9, 8), (2, 2, 3, 1, 0, 6, 7), (3, 2, 3, 1, 3, 4, 5), (5, 4, 2, 2, 0, 6, 6),
+              (3, 4, 9, 1, 4, 13, 10), (3, 4, 3, 2, 0, 10, 7)]
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
@@ -60,7 +62,7 @@ def test_conv_finite_differences(case, rng):
 
 
 WINOGRAD_CASES = [c for c in CONV_CASES if c[2] == 3 and c[3] == 1] + [(6, 5, 3, 1, 1, 11, 6), (4, 3, 3, 1, 2, 5, 8)]
-PATHS = ["winograd"] + list(conv.DIRECT_WAYS)
+PATHS = ["winograd"] + list(conv.DIRECT_WAYS) + ["fft"]
 
 
 def force_path(path):
@@ -77,6 +79,10 @@ def test_default_paths_follow_the_rule():
     assert conv.stride1_path(512, 512, 1, 1, 64 * 64) == "rows"             # Winograd is for 3x3 only
     assert conv.stride1_path(3, 64, 3, 3, 512 * 512, way="slices") == "slices"     # an engine's way wins
     assert conv.stride1_path(512, 512, 1, 1, 64 * 64, way="winograd") == "rows"    # ... where it can run
+    assert conv.stride1_path(3, 16, 9, 9, 256 * 256) == "fft"               # the style network's 9x9 layers
+    assert conv.stride1_path(16, 3, 9, 9, 256 * 256) == "fft"
+    assert conv.stride1_path(64, 64, 3, 3, 64 * 64, way="fft") == "fft"
+    assert conv.stride1_path(64, 64, 1, 3, 64 * 64, way="fft") == "rows"            # the FFT takes square kernels
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -104,7 +110,8 @@ def test_conv_paths_match_reference(case, path, rng, monkeypatch):
 def test_conv_paths_float32(path, rng):
     """float32 against the float64 loops. Winograd F(4x4, 3x3) rounds more than direct convolution (its
     transforms scale by up to 8 and by fractions like 1/6), so the tolerance is stated per path: 1e-5 relative to
-    the output's largest value for the direct paths, 1e-4 for Winograd (seen: about 1e-5)."""
+    the output's largest value for the direct paths and the FFT (seen: about 3e-7), 1e-4 for Winograd (seen:
+    about 1e-5)."""
     e = force_path(path)
     x = rng.standard_normal((1, 32, 19, 22))
     wt, b = rng.standard_normal((24, 32, 3, 3)), rng.standard_normal(24)
@@ -135,6 +142,35 @@ def test_conv_relu_fused_matches_reference(case, path, rng, monkeypatch):
     d = rng.standard_normal(y.shape)
     expect = conv.backward_ref(relu.backward_ref(d, cache_r), conv.forward_ref(x, wt, b, s, p)[1])
     np.testing.assert_allclose(conv.backward(d, cache, engine=e), expect, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", [(16, 8, 3, 2, 1, 13, 10), (3, 5, 5, 2, 2, 11, 12), (4, 3, 2, 2, 0, 7, 9)])
+def test_stride2_runs_on_the_input_phases_as_im2col_would(case, rng, monkeypatch):
+    """Stride 2 as a stride-1 convolution of the input's four phases (phases.py): the same outputs and input
+    gradients, with and without the fused ReLU, as the im2col route (float64, 1e-12); and that route was taken."""
+    from vggnumpy.nn.kernels import phases
+    c, o, k, s, p, h, w = case
+    x = rng.standard_normal((2, c, h, w))
+    wt, b = rng.standard_normal((o, c, k, k)), rng.standard_normal(o)
+    calls = []
+    monkeypatch.setattr(phases, "to_phases", lambda *a, f=phases.to_phases: calls.append(1) or f(*a))
+    y, cache = conv.forward_relu(x, wt, b, s, p)
+    d = rng.standard_normal(y.shape)
+    dx = conv.backward(d, cache)
+    assert len(calls) == 2                                             # one per image
+    monkeypatch.setattr(conv, "PHASE_STRIDES", ())
+    y2, cache2 = conv.forward_relu(x, wt, b, s, p)
+    np.testing.assert_allclose(y, y2, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, conv.backward(d, cache2), rtol=1e-12, atol=1e-12)
+
+
+def test_phases_copy_back_is_the_transpose_of_the_copy(rng):
+    """<to_phases(x), d> = <x, from_phases(d)>: the input gradient's copy is exactly the forward copy's transpose."""
+    from vggnumpy.nn.kernels import phases
+    x = rng.standard_normal((3, 9, 8))
+    d = rng.standard_normal((12, 6, 5))
+    lhs = np.sum(phases.to_phases(x, 2, 1, 6, 5) * d)
+    assert abs(lhs - np.sum(x * phases.from_phases(d, 2, 1, 9, 8))) < 1e-12
 
 
 def test_winograd_bias_position_adds_to_every_output():

@@ -3,14 +3,15 @@
 forward(x, w, b, stride, pad) -> (out, cache); forward_relu(...) the same followed by a ReLU, fused;
 backward(dout, cache) -> dx (applying the ReLU's mask when the cache came from forward_relu). Weight gradients
 are never needed: style transfer optimises pixels only. forward_ref/backward_ref are loop versions for tests and
-benchmarks. Stride 1 runs as Winograd F(4x4, 3x3) (winograd.py) where the channel counts make it pay, else as
-GEMMs over shifted slices of a band of input rows (_conv_s1, three ways); other strides as chunked im2col.
+benchmarks. Stride 1 runs as Winograd F(4x4, 3x3) (winograd.py) where the channel counts make it pay, through
+the FFT (fftconv.py) for kernels of 7x7 and wider, else as GEMMs over shifted slices of a band of input rows
+(_conv_s1, three ways); other strides as chunked im2col.
 Every fast function takes engine= (engine.Engine: threads, derived-weight cache, forced way); without one a call
 makes a fresh default Engine (a Network passes its own, kept between calls).
 """
 import numpy as np
 
-from . import band as band_mod, output_size, winograd
+from . import band as band_mod, fftconv, output_size, phases, winograd
 from .engine import WAYS, Engine
 
 # How many float elements one block of work may hold (columns of im2col, an input band, an output block):
@@ -32,7 +33,7 @@ def _pad(x, pad):
 # (i, j) of the kernel reads the band at offset i*Wp + j; each way splits that offset into a part applied by
 # copying shifted slices of the band into a column block before the GEMM ("copied") and a part applied by summing
 # shifted slices of the GEMM's output ("summed").
-DIRECT_WAYS = WAYS[1:]                                                 # ("rows", "slices", "columns")
+DIRECT_WAYS = WAYS[1:4]                                                # ("rows", "slices", "columns")
 
 
 def _offsets(way, kh, kw, wp):
@@ -127,13 +128,25 @@ WINOGRAD_MIN_CHANNELS = 256       # Winograd when C and O are both at least this
 WINOGRAD_MIN_PIXELS = 48 * 48     # ... and the output has at least this many pixels
 COLUMNS_MAX_K = 64                # "columns" when KH*KW*C is at most this (conv1_1: 27), "slices" when KH*KW*O is,
                                   # else "rows"
+# The FFT (fftconv.py) when the kernel is square and at least this wide (the style network's 9x9 layers; no VGG
+# layer): its cost hardly grows with K, while every direct way's grows with K*K. From bench_fast's profile
+# (benchmarks/README.md).
+FFT_MIN_KERNEL = 7
+# Strides run as a stride-1 convolution of the input's phases (phases.py) instead of im2col: 2 (the style network's
+# downsampling layers). Stride 4 (NIN's conv1) stays im2col: its 4x4 phases of an 11x11 kernel would be 3x3 taps on
+# 48 channels, 27 % more multiply-adds, not measured.
+PHASE_STRIDES = (2,)
 
 
 def stride1_path(c, o, kh, kw, pixels, way=None):
     """Which routine runs a stride-1 C -> O convolution with a KH x KW kernel and `pixels` outputs per channel:
-    'winograd' or one of DIRECT_WAYS. way (an Engine's forced way) wins where it can run: Winograd is 3x3 only."""
+    'winograd', 'fft' or one of DIRECT_WAYS. way (an Engine's forced way) wins where it can run: Winograd is 3x3
+    only, the FFT square kernels only."""
     if way is not None:
-        return way if way != "winograd" or kh == kw == 3 else "rows"
+        runs = {"winograd": kh == kw == 3, "fft": kh == kw}.get(way, True)
+        return way if runs else "rows"
+    if kh == kw >= FFT_MIN_KERNEL:
+        return "fft"
     if (kh == kw == 3 and WINOGRAD_MIN_CHANNELS is not None and min(c, o) >= WINOGRAD_MIN_CHANNELS
             and pixels >= WINOGRAD_MIN_PIXELS):
         return "winograd"
@@ -156,6 +169,11 @@ def _conv_s1_any(x, w, pad, out, engine, bias=None, relu_mask=None, in_mask=None
         if transposed:
             u = u.transpose(0, 2, 1)                                   # (36, C, O): channels swapped, no copy
         return winograd.conv3x3(x, u, pad, out, bias, relu_mask, in_mask, chunk=CHUNK_ELEMS, engine=engine)
+    if path == "fft":
+        t = fftconv.tile_size(kh, c, o, out.shape[1], out.shape[2])
+        spec = engine.derived(w, ("fft", t, transposed),
+                              lambda w: fftconv.spectrum(_flipped(w) if transposed else w, t))
+        return fftconv.conv(x, spec, kh, pad, out, bias, relu_mask, in_mask, chunk=CHUNK_ELEMS, engine=engine)
     # Direct weights are the kernel's size, so the engine keeps them (the input gradient's too: flipped and
     # transposed).
     wmat = engine.derived(w, (path, transposed), lambda w: _direct_weights(_flipped(w) if transposed else w, path))
@@ -212,6 +230,14 @@ def _forward(x, w, b, stride, pad, relu, engine):
         for i in range(n):
             _conv_s1_any(x[i], w, pad, out[i], engine, bias, None if mask is None else mask[i])
         return out, (x.shape, w, stride, pad, mask)
+    if stride in PHASE_STRIDES and kh == kw:
+        engine = Engine() if engine is None else engine
+        wph = _phase_kernel(w, stride, x.dtype, engine)                          # (O, s*s*C, K', K')
+        k2 = wph.shape[2]
+        for i in range(n):
+            xph = phases.to_phases(x[i], stride, pad, ho + k2 - 1, wo + k2 - 1)    # (s*s*C, Ho + K'-1, Wo + K'-1)
+            _conv_s1_any(xph, wph, 0, out[i], engine, bias, None if mask is None else mask[i])
+        return out, (x.shape, w, stride, pad, mask)
     wmat = np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c), dtype=x.dtype)  # (O, KH*KW*C)
     for i in range(n):
         xpad = _pad(x[i], pad)
@@ -228,6 +254,11 @@ def _forward(x, w, b, stride, pad, relu, engine):
         np.maximum(out, 0, out=out)
         np.greater(out, 0, out=mask)
     return out, (x.shape, w, stride, pad, mask)
+
+
+def _phase_kernel(w, stride, dtype, engine):
+    """The stride-1 kernel of the input's phases (phases.kernel), in dtype, kept by the engine."""
+    return engine.derived(w, ("phases", stride, np.dtype(dtype).str), lambda w: phases.kernel(w.astype(dtype), stride))
 
 
 def _flipped(w):
@@ -250,6 +281,16 @@ def backward(dout, cache, engine=None):
         for i in range(n):
             _conv_s1_any(dout[i], wd_, kh - 1 - pad, dx[i], engine, in_mask=None if mask is None else mask[i],
                          transposed=True)
+        return dx
+    if stride in PHASE_STRIDES and kh == kw:
+        # The phases' stride-1 convolution (phases.py) has a stride-1 input gradient; each pixel's is copied back.
+        engine = Engine() if engine is None else engine
+        wph = _phase_kernel(w, stride, dout.dtype, engine)
+        k2 = wph.shape[2]
+        dph = np.empty((wph.shape[1], ho + k2 - 1, wo + k2 - 1), dtype=dout.dtype)
+        for i in range(n):
+            _conv_s1_any(dout[i], wph, k2 - 1, dph, engine, in_mask=None if mask is None else mask[i], transposed=True)
+            dx[i] = phases.from_phases(dph, stride, pad, h, wd)
         return dx
     if mask is not None:
         dout = dout * mask

@@ -4,8 +4,9 @@ import weakref
 
 from .parallel import Threads
 
-# conv.py's stride-1 routines: Winograd F(4x4, 3x3) and the three direct ways of conv._conv_s1.
-WAYS = ("winograd", "rows", "slices", "columns")
+# conv.py's stride-1 routines: Winograd F(4x4, 3x3), the three direct ways of conv._conv_s1, and the FFT
+# (fftconv.py, square kernels).
+WAYS = ("winograd", "rows", "slices", "columns", "fft")
 
 
 class Engine:
