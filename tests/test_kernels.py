@@ -7,10 +7,10 @@ from vggnumpy.nn.kernels import conv, pool, relu
 from vggnumpy.nn.kernels.engine import Engine
 
 # (C, O, K, stride, pad, H, W): VGG's 3x3/1/1, NIN's 11x11/4, 5x5/1/2 and 1x1, odd cases, and the style
-# network's 9x9/1/4 (through the FFT by default) and 3x3/2/0 on odd sizes (on the input's phases by default).
+# network's 9x9/1/4 (4 -> 3: through the FFT by default) and 3x3/2/0 on odd sizes (on the input's phases).
 CONV_CASES = [(3, 4, 3, 1, 1, 7, 9), (3, 5, 11, 4, 0, 27, 23), (4, 3, 5, 1, 2, 8, 6), (4, 6, 1, 1, 0, 5, 5),
               (2, 3, 3, 2, 1, 9, 8), (2, 2, 3, 1, 0, 6, 7), (3, 2, 3, 1, 3, 4, 5), (5, 4, 2, 2, 0, 6, 6),
-              (3, 4, 9, 1, 4, 13, 10), (3, 4, 3, 2, 0, 10, 7)]
+              (4, 3, 9, 1, 4, 13, 10), (3, 4, 3, 2, 0, 10, 7)]
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
@@ -79,8 +79,8 @@ def test_default_paths_follow_the_rule():
     assert conv.stride1_path(512, 512, 1, 1, 64 * 64) == "rows"             # Winograd is for 3x3 only
     assert conv.stride1_path(3, 64, 3, 3, 512 * 512, way="slices") == "slices"     # an engine's way wins
     assert conv.stride1_path(512, 512, 1, 1, 64 * 64, way="winograd") == "rows"    # ... where it can run
-    assert conv.stride1_path(3, 16, 9, 9, 256 * 256) == "fft"               # the style network's 9x9 layers
-    assert conv.stride1_path(16, 3, 9, 9, 256 * 256) == "fft"
+    assert conv.stride1_path(16, 3, 9, 9, 256 * 256) == "fft"               # the style network's last layer
+    assert conv.stride1_path(3, 16, 9, 9, 256 * 256) == "rows"              # its first: O inverse FFTs cost more
     assert conv.stride1_path(64, 64, 3, 3, 64 * 64, way="fft") == "fft"
     assert conv.stride1_path(64, 64, 1, 3, 64 * 64, way="fft") == "rows"            # the FFT takes square kernels
 

@@ -4,8 +4,9 @@ forward(x, w, b, stride, pad) -> (out, cache); forward_relu(...) the same follow
 backward(dout, cache) -> dx (applying the ReLU's mask when the cache came from forward_relu). Weight gradients
 are never needed: style transfer optimises pixels only. forward_ref/backward_ref are loop versions for tests and
 benchmarks. Stride 1 runs as Winograd F(4x4, 3x3) (winograd.py) where the channel counts make it pay, through
-the FFT (fftconv.py) for kernels of 7x7 and wider, else as GEMMs over shifted slices of a band of input rows
-(_conv_s1, three ways); other strides as chunked im2col.
+the FFT (fftconv.py) for kernels of 7x7 and wider with fewer outputs than inputs, else as GEMMs over shifted
+slices of a band of input rows (_conv_s1, three ways); stride 2 as a stride-1 convolution of the input's phases
+(phases.py); other strides as chunked im2col.
 Every fast function takes engine= (engine.Engine: threads, derived-weight cache, forced way); without one a call
 makes a fresh default Engine (a Network passes its own, kept between calls).
 """
@@ -128,9 +129,10 @@ WINOGRAD_MIN_CHANNELS = 256       # Winograd when C and O are both at least this
 WINOGRAD_MIN_PIXELS = 48 * 48     # ... and the output has at least this many pixels
 COLUMNS_MAX_K = 64                # "columns" when KH*KW*C is at most this (conv1_1: 27), "slices" when KH*KW*O is,
                                   # else "rows"
-# The FFT (fftconv.py) when the kernel is square and at least this wide (the style network's 9x9 layers; no VGG
-# layer): its cost hardly grows with K, while every direct way's grows with K*K. From bench_fast's profile
-# (benchmarks/README.md).
+# The FFT (fftconv.py) when the kernel is square and at least this wide, with fewer output channels than input
+# channels (the style network's last layer, 9x9 16 -> 3; no VGG layer): its cost hardly grows with K, while every
+# direct way's grows with K*K. With more outputs than inputs (its first layer, 9x9 3 -> 16) the O inverse FFTs
+# per tile cost as much as the direct "rows" way: 307 against 277 ms at 1200x632 (benchmarks/README.md).
 FFT_MIN_KERNEL = 7
 # Strides run as a stride-1 convolution of the input's phases (phases.py) instead of im2col: 2 (the style network's
 # downsampling layers). Stride 4 (NIN's conv1) stays im2col: its 4x4 phases of an 11x11 kernel would be 3x3 taps on
@@ -145,7 +147,7 @@ def stride1_path(c, o, kh, kw, pixels, way=None):
     if way is not None:
         runs = {"winograd": kh == kw == 3, "fft": kh == kw}.get(way, True)
         return way if runs else "rows"
-    if kh == kw >= FFT_MIN_KERNEL:
+    if kh == kw >= FFT_MIN_KERNEL and o < c:
         return "fft"
     if (kh == kw == 3 and WINOGRAD_MIN_CHANNELS is not None and min(c, o) >= WINOGRAD_MIN_CHANNELS
             and pixels >= WINOGRAD_MIN_PIXELS):
