@@ -15,7 +15,7 @@ LAYERS = [("files",), ("nn",), ("weights",), ("style",), ("optim",), ("learn",),
           ("feedforward",), ("video", "batch"), ("cli",)]
 RANK = {name: k for k, names in enumerate(LAYERS) for name in names}
 MAX_TOP_ENTRIES = 16            # files and folders at the top of vggnumpy/
-MAX_KERNEL_MODULES = 8          # vggnumpy modules that `import vggnumpy.nn.kernels.conv` loads
+MAX_KERNEL_MODULES = 10         # modules that `import vggnumpy.nn.kernels.conv` loads (fftconv, phases among them)
 
 
 def modules():
