@@ -31,10 +31,13 @@ def phase_kernels(w):
 
 
 def _edge_pad(h):
-    """h (N, C, H, W) with its border rows and columns repeated once: (N, C, H + 2, W + 2)."""
-    xp = xp_of(h)
-    h = xp.concatenate([h[:, :, :1], h, h[:, :, -1:]], axis=2)
-    return xp.concatenate([h[:, :, :, :1], h, h[:, :, :, -1:]], axis=3)
+    """h (N, C, H, W) with its border rows and columns repeated once: (N, C, H + 2, W + 2), written once."""
+    n, c, hh, ww = h.shape
+    out = xp_of(h).empty((n, c, hh + 2, ww + 2), dtype=h.dtype)
+    out[:, :, 1:-1, 1:-1] = h
+    out[:, :, 0, 1:-1], out[:, :, -1, 1:-1] = h[:, :, 0], h[:, :, -1]
+    out[..., 0], out[..., -1] = out[..., 1], out[..., -2]
+    return out
 
 
 def _up_conv(net, u, h):
@@ -48,8 +51,11 @@ def _up_conv(net, u, h):
     k4 = phase_kernels(w)
     y, _ = net.k["conv"].forward(_edge_pad(h), k4, xp.zeros(4 * o, dtype=h.dtype), 1, 0)   # (N, 4 O, H + 1, W + 1)
     out = xp.empty((n, o, 2 * hh, 2 * ww), dtype=h.dtype)
-    for k, (r, s) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-        out[:, :, r::2, s::2] = y[:, k * o:(k + 1) * o, r:r + hh, s:s + ww]
+
+    def place(a, b):                                                               # output channels a..b
+        for k, (r, s) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+            out[:, a:b, r::2, s::2] = y[:, k * o + a:k * o + b, r:r + hh, s:s + ww]
+    _channels(net.engine, place, o)
     return out
 
 

@@ -10,21 +10,20 @@ def _check(h, w, p):
         raise ValueError(f"reflect: padding {p} needs 0 <= p < H and p < W, but the input is {h}x{w} (HxW)")
 
 
-def _mirror_last(x, p):
-    """(..., L) -> (..., L + 2p): col j < p shows col p - j, col p + L + k shows col L - 2 - k."""
-    if p == 0:
-        return x
-    n = x.shape[-1]
-    xp = xp_of(x)
-    return xp.concatenate([x[..., 1:p + 1][..., ::-1], x, x[..., n - 1 - p:n - 1][..., ::-1]], axis=-1)
-
-
 def forward(x, p):
-    """x (N, C, H, W) -> out (N, C, H + 2p, W + 2p). Slices and concatenation only: NumPy and CuPy alike."""
-    _check(x.shape[2], x.shape[3], p)
-    rows = _mirror_last(x.swapaxes(2, 3), p).swapaxes(2, 3)    # (N, C, H + 2p, W)
-    out = _mirror_last(rows, p)
-    return (out if p else out.copy()), (x.shape, p)
+    """x (N, C, H, W) -> out (N, C, H + 2p, W + 2p). One array written once: the image, then the mirrored rows
+    above and below it, then the mirrored columns of the whole height (corners included). Slice copies only:
+    NumPy and CuPy alike."""
+    n, c, h, w = x.shape
+    _check(h, w, p)
+    out = xp_of(x).empty((n, c, h + 2 * p, w + 2 * p), dtype=x.dtype)
+    out[:, :, p:p + h, p:p + w] = x
+    if p:
+        out[:, :, :p, p:p + w] = x[:, :, p:0:-1]                       # padded row i < p shows row p - i
+        out[:, :, p + h:, p:p + w] = x[:, :, h - 2:h - 2 - p:-1] if h - 2 - p >= 0 else x[:, :, h - 2::-1]
+        out[..., :p] = out[..., 2 * p:p:-1]                             # padded col j < p shows padded col 2p - j
+        out[..., p + w:] = out[..., p + w - 2:w - 2:-1]                 # padded col p + w + k shows p + w - 2 - k
+    return out, (x.shape, p)
 
 
 def _fold_last(g, p):
