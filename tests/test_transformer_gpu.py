@@ -65,6 +65,18 @@ def test_network_forward_backward_match_numpy(installed, rng):
     assert rel(apply.forward(net, cp.asarray(x[:1])), y0[:1]) < RTOL
 
 
+def test_stylize_array_on_the_device_matches_numpy(installed, rng):
+    """The whole photo-in, picture-out call: padding to a multiple of 4, the pass and the clip run on the device
+    and a host (H, W, 3) float32 array comes back, equal to the NumPy path's."""
+    cp = installed
+    p, pd = device_params(cp, 0.125, 3)
+    img = rng.random((18, 23, 3), dtype=np.float32)                 # neither side a multiple of 4: padded
+    want = apply.stylize_array(T.Transformer(p), img)
+    got = apply.stylize_array(T.Transformer(pd, kernels=gk.build(cp)), img)
+    assert isinstance(got, np.ndarray) and got.shape == (18, 23, 3) and got.dtype == np.float32
+    assert got.flags.c_contiguous and rel(got, want) < RTOL
+
+
 def test_adam_step_matches_numpy(installed, rng):
     cp = installed
     p, pd = device_params(cp, 0.125, 2)

@@ -207,14 +207,14 @@ def stylize_array(net, img, tile=None):
                          f"on each side")
     m = transformer.MULTIPLE
     ph, pw = -h % m, -w % m
-    x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32)      # (1, 3, H, W)
+    xp = xp_of(net.params["conv1.w"])
+    x = xp.asarray(img, dtype=xp.float32)                                         # onto the network's device
+    x = xp.ascontiguousarray(x.transpose(2, 0, 1)[None])                          # (1, 3, H, W)
     if ph or pw:
-        x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect")
-    x = xp_of(net.params["conv1.w"]).asarray(x)                                   # onto the network's device
+        x = xp.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect")
     if tile and max(x.shape[2:]) > tile:
         y = tiled(net, x, max(m, tile // m * m))
     else:
         y = forward(net, x)
-    y = y[0, :, :h, :w]
-    y = y if isinstance(y, np.ndarray) else y.get()
-    return np.clip(y.transpose(1, 2, 0), 0, 1).astype(np.float32)
+    y = xp.ascontiguousarray(xp.clip(y[0, :, :h, :w], 0, 1).transpose(1, 2, 0))  # (H, W, 3), still on the device
+    return y if isinstance(y, np.ndarray) else y.get()
