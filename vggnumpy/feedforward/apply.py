@@ -10,7 +10,7 @@ import numpy as np
 
 from ..nn import transformer
 from ..nn.backend import xp_of
-from ..nn.kernels import reflect, upsample
+from ..nn.kernels import instnorm, reflect, upsample
 
 HALO = -(-transformer.receptive_radius() // transformer.MULTIPLE) * transformer.MULTIPLE
 
@@ -106,18 +106,15 @@ def _affine_relu(h, scale, shift, relu, engine):
 
 
 def _moments(h, engine=None):
-    """(mean, 1 / sqrt(var + eps)) per sample and channel, (N, C, 1, 1), as instnorm.forward computes them: the
-    mean, then the variance of the centred values (no cancellation). On the CPU one channel at a time, so the only
-    temporary is one channel's map; on the GPU (no engine) all channels at once, a few kernels instead of a few
-    per channel."""
+    """(mean, 1 / sqrt(var + eps)) per sample and channel, (N, C, 1, 1), as instnorm.moments computes them: the
+    mean, then the variance of the centred values (no cancellation). On the GPU (no engine) instnorm.moments itself,
+    all channels at once; on the CPU one channel at a time, so the only temporary is one channel's map."""
+    if engine is None:
+        mean, _, inv = instnorm.moments(h)                                         # the training pass's own
+        return mean, inv
     xp = xp_of(h)
     n, c = h.shape[:2]
     flat = h.reshape(n, c, -1)
-    if engine is None:
-        mean = flat.mean(axis=2, keepdims=True)                                    # (N, C, 1)
-        d = flat - mean                                                            # (N, C, H*W)
-        var = (d * d).mean(axis=2, keepdims=True)
-        return mean.reshape(n, c, 1, 1), (1 / xp.sqrt(var + h.dtype.type(1e-5))).reshape(n, c, 1, 1)
     mean, var = xp.empty((n, c), dtype=h.dtype), xp.empty((n, c), dtype=h.dtype)
 
     def part(a, b):
@@ -126,7 +123,7 @@ def _moments(h, engine=None):
             d = flat[:, k] - mean[:, k, None]                                      # (N, H*W)
             var[:, k] = xp.einsum("np,np->n", d, d) / flat.shape[2]
     _channels(engine, part, c)
-    return mean.reshape(n, c, 1, 1), (1 / xp.sqrt(var + h.dtype.type(1e-5))).reshape(n, c, 1, 1)
+    return mean.reshape(n, c, 1, 1), (1 / xp.sqrt(var + h.dtype.type(instnorm.EPS))).reshape(n, c, 1, 1)
 
 
 def forward(net, x, stats=None, collect=None):
@@ -189,7 +186,7 @@ def tiled(net, x, core):
         mean = total / count
         var = xp.maximum(total2 / count - mean * mean, 0)
         stats[u.name] = (mean.astype(x.dtype).reshape(1, -1, 1, 1),
-                         (1 / xp.sqrt(var + 1e-5)).astype(x.dtype).reshape(1, -1, 1, 1))
+                         (1 / xp.sqrt(var + instnorm.EPS)).astype(x.dtype).reshape(1, -1, 1, 1))
     out = xp.empty_like(x)
     for c in parts:
         wy0, wy1, wx0, wx1 = _window(c, h, w)
@@ -208,8 +205,7 @@ def stylize_array(net, img, tile=None):
     m = transformer.MULTIPLE
     ph, pw = -h % m, -w % m
     xp = xp_of(net.params["conv1.w"])
-    x = xp.asarray(img, dtype=xp.float32)                                         # onto the network's device
-    x = xp.ascontiguousarray(x.transpose(2, 0, 1)[None])                          # (1, 3, H, W)
+    x = xp.ascontiguousarray(xp.asarray(img).transpose(2, 0, 1)[None], dtype=xp.float32)  # (1, 3, H, W), device
     if ph or pw:
         x = xp.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect")
     if tile and max(x.shape[2:]) > tile:

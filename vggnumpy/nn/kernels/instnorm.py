@@ -6,14 +6,21 @@ import numpy as np
 from ..backend import xp_of
 
 AXES = (2, 3)
+EPS = 1e-5                          # added to the variance, as torch.nn.InstanceNorm2d
 
 
-def forward(x, gamma, beta, eps=1e-5):
-    """x (N, C, H, W), gamma (C,), beta (C,) -> out (N, C, H, W)."""
+def moments(x, eps=EPS):
+    """x (N, C, H, W) -> mean (N, C, 1, 1), x - mean (N, C, H, W), 1 / sqrt(biased variance + eps) (N, C, 1, 1):
+    the variance of the centred values, so no cancellation."""
     mu = x.mean(axis=AXES, keepdims=True)                       # (N, C, 1, 1)
     xc = x - mu
     var = (xc * xc).mean(axis=AXES, keepdims=True)              # (N, C, 1, 1), biased
-    inv = 1 / xp_of(x).sqrt(var + x.dtype.type(eps))
+    return mu, xc, 1 / xp_of(x).sqrt(var + x.dtype.type(eps))
+
+
+def forward(x, gamma, beta, eps=EPS):
+    """x (N, C, H, W), gamma (C,), beta (C,) -> out (N, C, H, W)."""
+    _, xc, inv = moments(x, eps)
     xhat = xc * inv                                             # (N, C, H, W)
     out = xhat * gamma[:, None, None] + beta[:, None, None]
     return out, (xhat, inv, gamma)
