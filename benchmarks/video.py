@@ -82,17 +82,40 @@ def table(rows):
     return "\n".join(out)
 
 
+def model_style(model):
+    """The painting a style network was trained on (its recorded file name, in ../shared/images/style/), so that
+    its frames are judged against their own painting; SystemExit naming --style when it is not there."""
+    from vggnumpy.feedforward import model as modelfile
+    from vggnumpy.weights.hdf5 import WeightsError
+    try:
+        name = modelfile.load(modelfile.resolve(model)).info["style"]
+    except (WeightsError, OSError) as e:
+        raise SystemExit(f"--model: {e}") from None
+    path = os.path.join(os.path.dirname(STYLE), name)
+    if not os.path.exists(path):
+        raise SystemExit(f"--model {model}: it was trained on {name}, which is not in {os.path.dirname(STYLE)}; "
+                         f"give that painting with --style")
+    return path
+
+
+def painting(style, model):
+    """The painting to style with and judge against: --style, else the network's own, else Starry Night."""
+    return style or (model_style(model) if model else STYLE)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--size", type=int, default=256)
-    p.add_argument("--style", default=STYLE)
+    p.add_argument("--style", help="the painting to style with and judge against (default: starry_night.jpg; with "
+                   "--model, the painting the network was trained on, from ../shared/images/style/)")
     p.add_argument("--image", default=clips.TUBINGEN)
     p.add_argument("--out", help="keep the clip and the styled frames here (default: a temporary folder)")
     p.add_argument("--model", help="a style network (vggnumpy video --model): compare its flow-guided blend with "
                    "its independent frames (--blend 0)")
     p.add_argument("extra", nargs="*", help="options for both runs, after --")
     a = p.parse_args(argv)
+    a.style = painting(a.style, a.model)
     from quality import Judge
     work = a.out or tempfile.mkdtemp(prefix="vggnumpy-video-")
     os.makedirs(work, exist_ok=True)

@@ -81,3 +81,17 @@ def test_cli_writes_an_mp4_and_refuses_bad_combinations(pan, model, tmp_path, ca
         err = capsys.readouterr().err
         assert code != 0 and says in err and "Traceback" not in err, err
     assert not os.path.exists(tmp_path / "x.mp4")
+
+
+def test_video_benchmark_judges_a_network_against_its_own_painting(model, capsys):
+    """benchmarks/video.py --model: the frames are judged against the painting the network was trained on (not
+    always Starry Night), and a network trained on a painting not in ../shared, or no network, is a clear exit."""
+    import video as bench                       # benchmarks/video.py
+    shared_image("style", "the_scream.jpg")
+    assert os.path.basename(bench.painting(None, "the_scream")) == "the_scream.jpg"
+    assert os.path.basename(bench.painting(None, "starry_night")) == "starry_night.jpg"
+    assert bench.painting(None, None) == bench.STYLE and bench.painting("x.jpg", "the_scream") == "x.jpg"
+    with pytest.raises(SystemExit, match="trained on noise.*--style"):
+        bench.painting(None, model)
+    with pytest.raises(SystemExit, match="--model: nothere: no such style network"):
+        bench.painting(None, "nothere")
