@@ -83,7 +83,7 @@ def test_cli_writes_an_mp4_and_refuses_bad_combinations(pan, model, tmp_path, ca
     assert not os.path.exists(tmp_path / "x.mp4")
 
 
-def test_video_benchmark_judges_a_network_against_its_own_painting(model, capsys):
+def test_video_benchmark_judges_a_network_against_its_own_painting(model):
     """benchmarks/video.py --model: the frames are judged against the painting the network was trained on (not
     always Starry Night), and a network trained on a painting not in ../shared, or no network, is a clear exit."""
     import video as bench                       # benchmarks/video.py
