@@ -152,13 +152,12 @@ def test_sigterm_during_the_optimisation_ends_the_run_within_2_s_writing_the_bes
     c, s = pics
     out = str(tmp_path / "o.png")
     p = subprocess.Popen([sys.executable, "-m", "vggnumpy", "style", c, s, "-o", out, "-s", "128", "-n", "1000",
-                          "--no-progress"], stderr=subprocess.PIPE, text=True)
+                          "--no-progress", "--print-every", "1"], stderr=subprocess.PIPE, text=True)
     said = []
-    for line in p.stderr:                       # the line printed as the optimisation starts
-        said.append(line)
-        if "schedule" in line:
+    for line in p.stderr:       # wait for the first iteration's line: the run has polled for signals by then
+        said.append(line)       # (a fixed sleep after the start raced the first evaluation on a loaded machine)
+        if line.startswith("iteration 1:"):
             break
-    time.sleep(0.5)
     p.send_signal(signal.SIGTERM)
     t0 = time.monotonic()
     err = "".join(said) + p.communicate(timeout=30)[1]
